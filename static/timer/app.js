@@ -1,0 +1,134 @@
+/* wstime client: connects to a wstime node, shows its frames, reconnects with backoff.
+ *
+ * The pure helpers (normaliseAddress, backoffDelay) are exported on window.wstime so that a
+ * browser test can call them directly.
+ */
+"use strict";
+
+(function () {
+  const MAX_RETRIES = 50;
+  const BACKOFF_BASE_MS = 500;
+  const BACKOFF_CAP_MS = 30000;
+  const STABLE_AFTER_MS = 10000; // an open connection this old resets the retry count
+  const SILENCE_TICKS = 3.5; // no frame for this many ticks: the connection is dead
+  const CLOSE_SESSION_TAKEN_OVER = 4001;
+
+  const tickMs = Number(document.body.dataset.tickMs || 1000);
+
+  /* Turn what a person typed into a ws:// or wss:// URL: no "ws://http://...". */
+  function normaliseAddress(text, pageLocation) {
+    let address = (text || "").trim();
+    const secure = pageLocation && pageLocation.protocol === "https:";
+    if (!address) {
+      address = pageLocation ? pageLocation.host : "";
+    }
+    address = address.replace(/^(wss?:\/\/)+(?=https?:\/\/|wss?:\/\/)/i, "");
+    if (/^https:\/\//i.test(address)) address = "wss://" + address.slice(8);
+    else if (/^http:\/\//i.test(address)) address = "ws://" + address.slice(7);
+    else if (!/^wss?:\/\//i.test(address)) address = (secure ? "wss://" : "ws://") + address;
+    const url = new URL(address);
+    url.hash = "";
+    return url;
+  }
+
+  /* Full-jitter exponential backoff: a random delay in [0, min(cap, base * 2^attempt)). */
+  function backoffDelay(attempt, random) {
+    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * Math.pow(2, attempt));
+    return Math.floor((random || Math.random)() * ceiling);
+  }
+
+  function clientId() {
+    const key = "wstime.clientId";
+    let id = sessionStorage.getItem(key);
+    if (!id) {
+      id = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + "-" + Math.random().toString(36).slice(2));
+      sessionStorage.setItem(key, id);
+    }
+    return id;
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  function appendMessage(text) {
+    const messages = document.getElementById("messages");
+    const line = document.createElement("div");
+    line.textContent = text;
+    messages.appendChild(line);
+    while (messages.childElementCount > 500) messages.removeChild(messages.firstChild);
+    window.scrollTo(0, document.body.scrollHeight);
+  }
+
+  /* One connection, resolved when it ends: {openedAt, code, reason}. */
+  function runSession(url) {
+    return new Promise((resolve) => {
+      const ws = new WebSocket(url);
+      let openedAt = null;
+      let silenceTimer = null;
+      const armSilenceTimer = () => {
+        clearTimeout(silenceTimer);
+        silenceTimer = setTimeout(() => ws.close(), SILENCE_TICKS * tickMs);
+      };
+      ws.addEventListener("open", () => {
+        openedAt = Date.now();
+        appendMessage("connected to server");
+        armSilenceTimer();
+      });
+      ws.addEventListener("message", ({ data }) => {
+        console.log(data);
+        appendMessage(data);
+        armSilenceTimer();
+      });
+      ws.addEventListener("close", (event) => {
+        clearTimeout(silenceTimer);
+        appendMessage("Connection lost with server.");
+        resolve({ openedAt, code: event.code, reason: event.reason });
+      });
+    });
+  }
+
+  async function connectLoop(address) {
+    const url = normaliseAddress(address, window.location);
+    url.searchParams.set("id", clientId());
+    appendMessage(`Connecting to ${url.origin}`);
+    let retries = 0;
+    while (retries < MAX_RETRIES) {
+      appendMessage(`establishing connection... retry #${retries}`);
+      const ended = await runSession(url.toString());
+      if (ended.code === CLOSE_SESSION_TAKEN_OVER) {
+        appendMessage("This session continues in another tab or window.");
+        return;
+      }
+      if (ended.openedAt !== null && Date.now() - ended.openedAt >= STABLE_AFTER_MS) {
+        retries = 0;
+      }
+      await sleep(backoffDelay(retries));
+      retries++;
+    }
+    appendMessage("Reached maximum retries, giving up.");
+  }
+
+  function init() {
+    const input = document.getElementById("serverAddress");
+    const button = document.getElementById("connect");
+    input.value = normaliseAddress("", window.location).toString().replace(/\/$/, "");
+    let running = false;
+    button.onclick = async () => {
+      if (running) return;
+      running = true;
+      document.getElementById("messages").innerHTML = "";
+      const instructions = document.getElementById("instructions");
+      if (instructions) instructions.remove();
+      try {
+        await connectLoop(input.value);
+      } catch (e) {
+        appendMessage(e.message || String(e));
+      } finally {
+        running = false;
+      }
+    };
+  }
+
+  window.wstime = { normaliseAddress, backoffDelay };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,12 @@
+"""WebSocket close codes a wstime node sends, and what a client should do on each.
+
+The README's "Close codes" table repeats these; keep the two in step.
+"""
+
+# The client sent a frame larger than WSTIME_MAX_CLIENT_FRAME (RFC 6455: Message Too Big).
+# Reconnecting is fine; sending the same frame again is not.
+CLOSE_MESSAGE_TOO_BIG = 1009
+
+# Another connection with the same client id took the session over, on this node or another.
+# The client must not reconnect: the session lives on in the newer connection.
+CLOSE_SESSION_TAKEN_OVER = 4001

@@ -1,0 +1,281 @@
+"""Every ``WSTIME_*`` setting, read in one place.
+
+Each value comes from the environment first, then from a Django setting of the same name,
+then from the default below. Values are parsed and validated by :func:`load_config`, which is
+pure (it takes the two sources as mappings) so that the system check, the node at start-up
+and the tests all share one parser. ``config()`` caches the result for the process and drops
+the cache when a test overrides a Django setting.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+
+class ConfigError(ImproperlyConfigured):
+    """One or more ``WSTIME_*`` settings cannot be used; ``problems`` says which and why."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {why}" for name, why in problems))
+
+
+# --- parsers: each takes the raw value (str from the environment, or a Python value from
+# Django settings) and returns the parsed value or raises ValueError with a reason a person can
+# act on.
+
+
+def _text(raw: Any) -> str:
+    return str(raw).strip()
+
+
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _number(raw: Any) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {raw!r}")
+    return value
+
+
+def _positive(raw: Any) -> float:
+    value = _number(raw)
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
+    return value
+
+
+def _fraction(raw: Any) -> float:
+    value = _number(raw)
+    if not 0 < value <= 1:
+        raise ValueError(f"must be in (0, 1], got {raw!r}")
+    return value
+
+
+def _margin(raw: Any) -> float:
+    value = _number(raw)
+    if not 0 <= value < 1:
+        raise ValueError(f"must be in [0, 1), got {raw!r}")
+    return value
+
+
+def _count(raw: Any) -> int:
+    text = str(raw).strip()
+    if not re.fullmatch(r"\d+", text):
+        raise ValueError(f"expected a whole number, got {raw!r}")
+    return int(text)
+
+
+def _positive_count(raw: Any) -> int:
+    value = _count(raw)
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {raw!r}")
+    return value
+
+
+_RATE_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_bits_per_second(raw: Any) -> int:
+    """Parse a link capacity such as ``10M``, ``1G``, ``2.5G`` or ``100000000`` (bits/s)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:bit/s|bps|b)?\s*", str(raw))
+    if not match:
+        raise ValueError(f"expected bits per second such as 10M or 1G, got {raw!r}")
+    value = float(match.group(1)) * _RATE_UNITS[match.group(2).upper()]
+    if value <= 0:
+        raise ValueError(f"must be greater than 0, got {raw!r}")
+    return int(value)
+
+
+def _optional_capacity(raw: Any) -> int | None:
+    return None if str(raw).strip() == "" else parse_bits_per_second(raw)
+
+
+def _optional_count(raw: Any) -> int | None:
+    return None if str(raw).strip() == "" else _positive_count(raw)
+
+
+def _names(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, (list, tuple)):
+        items = [str(item).strip() for item in raw]
+    else:
+        items = [item.strip() for item in str(raw).split(",")]
+    return tuple(item for item in items if item)
+
+
+def _log_level(raw: Any) -> str:
+    text = str(raw).strip().upper()
+    if text not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return text
+
+
+_NODE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+def _node_name(raw: Any) -> str:
+    text = str(raw).strip()
+    if text and not _NODE_NAME.fullmatch(text):
+        raise ValueError(
+            f"use 1-63 lowercase letters, digits and '-', starting with a letter or digit; got {raw!r}"
+        )
+    return text
+
+
+def _redis_url(raw: Any) -> str:
+    text = str(raw).strip()
+    if text and not re.match(r"^(redis|rediss|unix)://", text):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, default (a raw value, parsed like any other) and parser."""
+
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("WSTIME_NODE_NAME", "", _node_name,
+            "Name of this node; empty picks two random words at start, like slimy-cardinal."),
+    Setting("WSTIME_TICK_INTERVAL", "1", _positive,
+            "Seconds between two frames on a connection."),
+    Setting("WSTIME_MAX_CLIENT_FRAME", "1024", _positive_count,
+            "Largest frame (bytes) a client may send; a larger one closes with 1009."),
+    Setting("WSTIME_REQUIRE_ORIGIN", "false", _bool,
+            "Refuse WebSocket handshakes that carry no Origin header (browsers always send one)."),
+    Setting("WSTIME_REDIS_URL", "", _redis_url,
+            "Redis for the channel layer and the sessions; empty runs one node in memory."),
+    Setting("WSTIME_REDIS_POOL_SIZE", "50", _positive_count,
+            "Most connections this process opens to Redis for session state."),
+    Setting("WSTIME_SESSION_TTL", "600", _positive,
+            "Seconds a session outlives its last connection before it is forgotten."),
+    Setting("WSTIME_STATIC_MAX_AGE", "3600", _count,
+            "Cache-Control max-age, in seconds, of the page's static files."),
+    Setting("WSTIME_DATA_DIR", "var", _text,
+            "Folder (relative to the checkout, or absolute) for the embedded SQLite database."),
+    Setting("WSTIME_LOG_LEVEL", "INFO", _log_level,
+            "Level of the node's log: DEBUG, INFO, WARNING or ERROR."),
+    # Health check (the capacity signal for the load balancer).
+    Setting("WSTIME_HEALTH_THRESHOLD", "0.6", _fraction,
+            "Network usage (0-1] at or above which /healthcheck answers 503."),
+    Setting("WSTIME_HEALTH_RECOVERY_MARGIN", "0.05", _margin,
+            "A full node answers 200 again only below threshold minus this margin."),
+    Setting("WSTIME_NET_WINDOW", "10", _positive,
+            "Seconds of network usage averaged for the health decision."),
+    Setting("WSTIME_SAMPLE_INTERVAL", "1", _positive,
+            "Seconds between two readings of the network counters."),
+    Setting("WSTIME_NET_INTERFACES", "", _names,
+            "Comma-separated interfaces to measure; empty measures every up interface but lo."),
+    Setting("WSTIME_LINK_CAPACITY", "", _optional_capacity,
+            "Link capacity in bits/s (10M, 1G) when the NIC reports speed 0; overrides nothing else."),
+    Setting("WSTIME_MAX_CONNECTIONS", "", _optional_count,
+            "Open WebSocket connections at which the node reports itself full; empty: no limit."),
+    Setting("WSTIME_POLICY_CACHE_SECONDS", "2", _positive,
+            "How long a node keeps the health policy from the database before reading it again."),
+)
+
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parsed ``WSTIME_*`` settings for this process."""
+
+    node_name: str
+    tick_interval: float
+    max_client_frame: int
+    require_origin: bool
+    redis_url: str = ""
+    redis_pool_size: int = 50
+    session_ttl: float = 600.0
+    static_max_age: int = 3600
+    data_dir: str = "var"
+    log_level: str = "INFO"
+    health_threshold: float = 0.6
+    health_recovery_margin: float = 0.05
+    net_window: float = 10.0
+    sample_interval: float = 1.0
+    net_interfaces: tuple[str, ...] = ()
+    link_capacity: int | None = None
+    max_connections: int | None = None
+    policy_cache_seconds: float = 2.0
+
+
+def _field_name(setting_name: str) -> str:
+    return setting_name.removeprefix("WSTIME_").lower()
+
+
+assert {_field_name(s.name) for s in SETTINGS} == {f.name for f in fields(Config)}
+
+
+def raw_value(name: str, environ: Mapping[str, str], django_settings: Any) -> Any:
+    """Return the unparsed value of ``name``: environment, then Django settings, then default."""
+    if name in environ:
+        return environ[name]
+    return getattr(django_settings, name, _BY_NAME[name].default)
+
+
+def load_config(environ: Mapping[str, str], django_settings: Any) -> Config:
+    """Parse every setting; raise :class:`ConfigError` listing every one that is wrong."""
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for setting in SETTINGS:
+        try:
+            values[_field_name(setting.name)] = setting.parse(
+                raw_value(setting.name, environ, django_settings)
+            )
+        except ValueError as exc:
+            problems.append((setting.name, str(exc)))
+    if not problems and values["health_recovery_margin"] >= values["health_threshold"]:
+        problems.append((
+            "WSTIME_HEALTH_RECOVERY_MARGIN",
+            "must be smaller than WSTIME_HEALTH_THRESHOLD, or a full node would never recover",
+        ))
+    if problems:
+        raise ConfigError(problems)
+    return Config(**values)
+
+
+_cached: Config | None = None
+
+
+def config() -> Config:
+    """Return this process's parsed settings (cached; tests reset it through override_settings)."""
+    global _cached
+    if _cached is None:
+        from django.conf import settings
+
+        _cached = load_config(os.environ, settings)
+    return _cached
+
+
+@receiver(setting_changed)
+def _drop_cache(**_: Any) -> None:
+    global _cached
+    _cached = None

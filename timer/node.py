@@ -1,0 +1,225 @@
+"""The node: this process's name, connections, session store and background tasks.
+
+One :class:`Node` per process, made by :func:`get_node`. Its tasks start on first use inside the
+server's event loop (daphne has no ASGI lifespan), each supervised so that a dead one is logged
+and restarted:
+
+- ``ticker``: sends every connection's frames (:class:`timer.hub.Hub`).
+- ``clock``: sends one ``clock.tick`` per interval through the channel layer to this node's own
+  channel; the ticker starts each round when it arrives, or on its own clock if it does not.
+- ``inbox``: receives this node's channel messages: clock ticks and session takeovers.
+- ``checkpoint``: with a shared store, writes every connection's count once per interval in
+  one Redis call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from typing import Any, Protocol
+
+from channels.layers import get_channel_layer
+
+from . import supervise
+from .close_codes import CLOSE_SESSION_TAKEN_OVER
+from .conf import Config, config
+from .hub import Connection, Hub
+from .names import random_name
+from .sessions.memory import MemorySessionStore, Opening
+from .sessions.redis_store import RedisSessionStore
+
+logger = logging.getLogger(__name__)
+
+
+class SessionStore(Protocol):
+    shared: bool
+
+    async def open(self, client_id: str, token: str) -> Opening: ...
+    async def checkpoint(self, entries: list[tuple[str, str, int]]) -> None: ...
+    async def close(self, client_id: str, token: str, last_n: int) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+class Node:
+    """See the module docstring."""
+
+    def __init__(self, cfg: Config, *, name: str | None = None) -> None:
+        self.config = cfg
+        self.name = name or cfg.node_name or random_name()
+        self.started_at = time.time()
+        self.hub: Hub | None = None
+        self.store: SessionStore | None = None
+        self.layer = get_channel_layer()
+        self.channel_name = ""
+        self.tasks: list[supervise.TaskState] = []
+        self._tokens = itertools.count(1)
+        self._start_lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.takeovers = 0
+
+    # --- life cycle
+
+    async def ensure_started(self) -> None:
+        """Start the background tasks once, in the running event loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._start_lock is None or self._loop is not None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._loop is loop:
+                return
+            await self._start(loop)
+
+    async def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        cfg = self.config
+        self.hub = Hub(node_name=self.name, interval=cfg.tick_interval, clock=loop.time)
+        if cfg.redis_url:
+            self.store = RedisSessionStore.from_url(
+                cfg.redis_url, ttl=cfg.session_ttl, pool_size=cfg.redis_pool_size
+            )
+        else:
+            self.store = MemorySessionStore(ttl=cfg.session_ttl)
+        self.tasks = [supervise.supervise("ticker", self.hub.run_ticker)]
+        if self.layer is not None:
+            self.channel_name = await self._new_channel()
+            self.hub.paced_by_layer = True
+            self.tasks += [
+                supervise.supervise("clock", self._run_clock),
+                supervise.supervise("inbox", self._run_inbox),
+            ]
+        self.tasks.append(supervise.supervise("housekeeping", self._run_housekeeping))
+        self._loop = loop
+        logger.info("node %s started: interval %ss, %s sessions, channel %s", self.name,
+                    cfg.tick_interval, "Redis" if self.store.shared else "in-memory",
+                    self.channel_name or "-")
+
+    async def _new_channel(self) -> str:
+        try:
+            return await self.layer.new_channel(prefix="wstime.node.")
+        except Exception:  # noqa: BLE001 - the layer is optional for ticking; see _run_inbox
+            logger.exception("channel layer unreachable at start; node %s ticks on its own clock",
+                             self.name)
+            # A deterministic name still lets the inbox subscribe once the layer is back.
+            return f"wstime.node.{self.name}!{int(self.started_at * 1000)}"
+
+    async def stop(self) -> None:
+        """Cancel and await every background task and close the store."""
+        await supervise.stop(self.tasks)
+        self.tasks = []
+        if self.store is not None:
+            await self.store.aclose()
+        self._loop = None
+
+    # --- connections
+
+    def new_token(self) -> str:
+        return f"{self.channel_name or self.name}#{next(self._tokens)}"
+
+    async def open_session(self, client_id: str, token: str) -> Opening:
+        """Claim ``client_id`` for a new connection, taking it over from an older one."""
+        assert self.hub is not None and self.store is not None
+        local = self.hub.get(client_id)
+        if local is not None:
+            # Same node: close the older connection first so its exact count is recorded.
+            await self.take_over_local(local)
+        opening = await self.store.open(client_id, token)
+        previous = opening.previous
+        if (previous is not None and previous.state == "L" and previous.token != token
+                and previous.owner_channel and previous.owner_channel != self.channel_name):
+            await self._send_takeover(previous.owner_channel, client_id, previous.token)
+        return opening
+
+    async def take_over_local(self, connection: Connection) -> None:
+        assert self.hub is not None and self.store is not None
+        if not self.hub.detach(connection):
+            return
+        self.takeovers += 1
+        connection.closing = True
+        logger.info("node=%s client=%s event=takeover: a newer connection holds the session",
+                    self.name, connection.client_id)
+        await self.store.close(connection.client_id, connection.token, connection.last_n)
+        await connection.close(CLOSE_SESSION_TAKEN_OVER)
+
+    async def _send_takeover(self, channel: str, client_id: str, token: str) -> None:
+        try:
+            await self.layer.send(channel, {"type": "session.takeover", "client_id": client_id,
+                                            "token": token})
+        except Exception:  # noqa: BLE001 - the old connection then ends on its own
+            logger.warning("node=%s client=%s could not reach %s to take the session over",
+                           self.name, client_id, channel)
+
+    # --- background tasks
+
+    async def _run_clock(self) -> None:
+        assert self.hub is not None
+        loop = asyncio.get_running_loop()
+        wheel = self.hub.wheel
+        round_number = self.hub.round_of(wheel.step_at(loop.time()))
+        failing = False
+        while True:
+            delay = wheel.time_of(round_number * wheel.slots) - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                await self.layer.send(self.channel_name, {"type": "clock.tick",
+                                                          "round": round_number})
+                if failing:
+                    logger.warning("node=%s clock ticks flow through the channel layer again",
+                                   self.name)
+                failing = False
+            except Exception as exc:  # noqa: BLE001 - the ticker's own clock covers the gap
+                if not failing:
+                    logger.error("node=%s channel layer send failed (%s); ticking on the local "
+                                 "clock", self.name, type(exc).__name__)
+                failing = True
+            round_number = max(round_number + 1,
+                               self.hub.round_of(wheel.step_at(loop.time())))
+
+    async def _run_inbox(self) -> None:
+        assert self.hub is not None
+        while True:
+            message = await self.layer.receive(self.channel_name)
+            kind = message.get("type")
+            if kind == "clock.tick":
+                self.hub.release_round(int(message["round"]))
+            elif kind == "session.takeover":
+                connection = self.hub.get(str(message.get("client_id")))
+                if connection is not None and connection.token == message.get("token"):
+                    await self.take_over_local(connection)
+            else:
+                logger.warning("node=%s ignoring unknown message type %r", self.name, kind)
+
+    async def _run_housekeeping(self) -> None:
+        """Once per interval: checkpoint the counts (shared store), write back after outages."""
+        assert self.hub is not None and self.store is not None
+        store: Any = self.store
+        interval = self.config.tick_interval
+        while True:
+            await asyncio.sleep(interval)
+            if store.shared:
+                await store.checkpoint(self.hub.checkpoint_entries())
+                if store.available:
+                    await store.flush_pending()
+            else:
+                store.expire()
+
+
+_node: Node | None = None
+
+
+def get_node() -> Node:
+    """Return this process's node, creating it (and logging its name) on first call."""
+    global _node
+    if _node is None:
+        _node = Node(config())
+        logger.info("This server is named: %s", _node.name)
+    return _node
+
+
+def reset_node() -> None:
+    """Forget the process's node (tests start each one afresh)."""
+    global _node
+    _node = None

@@ -1,0 +1,1 @@
+"""Session state: the count of each client id, kept outside the connection that shows it."""

@@ -1,0 +1,157 @@
+"""Sessions in Redis, shared by every node, with a constant command rate per node.
+
+Records live in hashes bucketed by wall-clock time (``wstime:sessions:<bucket>``), each bucket
+expiring ``ttl`` after it stops being written. A session's newest record is in the newest bucket
+that holds its id. So abandoned sessions vanish with their buckets (Redis memory follows the
+sessions of the last ``ttl`` seconds, not every session ever seen), and a node's periodic
+checkpoint of all its connections is a single script call per interval, whatever its connection
+count. Opening and closing a session are one script call each.
+
+When Redis cannot be reached the store answers from this process's memory and keeps what it
+could not write; the next successful checkpoint writes the live sessions back, and the closed
+ones are written back by :meth:`flush_pending`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .memory import MemorySessionStore, Opening
+from .records import CLOSED, SessionRecord, resume_last
+from .redis_scripts import CHECKPOINT, CLOSE, OPEN
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "wstime:sessions:"
+
+
+class RedisSessionStore:
+    """The shared session store; see the module docstring for the layout."""
+
+    shared = True
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        ttl: float,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ttl = ttl
+        self._redis = client
+        self._wall_clock = wall_clock
+        # A bucket of a quarter of the lifetime keeps the read of an open at a handful of HGETs.
+        self.bucket_seconds = max(1.0, ttl / 4)
+        self.buckets_to_read = math.ceil(ttl / self.bucket_seconds) + 2
+        self.local = MemorySessionStore(ttl=ttl)
+        self._pending_closes: dict[str, tuple[str, int]] = {}
+        self._open = self._redis.register_script(OPEN)
+        self._checkpoint = self._redis.register_script(CHECKPOINT)
+        self._close = self._redis.register_script(CLOSE)
+        self.available = True
+
+    @classmethod
+    def from_url(cls, url: str, *, ttl: float, pool_size: int) -> RedisSessionStore:
+        # A blocking pool waits for a free connection under bursts instead of raising
+        # MaxConnectionsError; the short timeouts let an outage fail fast to the fallback.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=pool_size,
+            timeout=2,
+            socket_connect_timeout=1,
+            socket_timeout=2,
+            health_check_interval=15,
+        )
+        return cls(aioredis.Redis(connection_pool=pool), ttl=ttl)
+
+    def _keys(self) -> list[str]:
+        newest = int(self._wall_clock() // self.bucket_seconds)
+        return [f"{KEY_PREFIX}{newest - age}" for age in range(self.buckets_to_read)]
+
+    def _expiry_ms(self) -> int:
+        return int((self.ttl + self.bucket_seconds) * 1000)
+
+    def _mark(self, ok: bool, action: str, exc: Exception | None = None) -> None:
+        if ok and not self.available:
+            logger.warning("Redis reachable again; session state is being written back")
+        elif not ok and self.available:
+            logger.error("Redis unreachable (%s: %s); sessions continue from this node's memory",
+                         action, type(exc).__name__)
+        self.available = ok
+
+    async def open(self, client_id: str, token: str) -> Opening:
+        local_record = self.local.get(client_id)
+        try:
+            raw = await self._open(keys=self._keys(), args=[client_id, token, self._expiry_ms()])
+        except RedisError as exc:
+            self._mark(False, "open", exc)
+            opening = await self.local.open(client_id, token)
+            return Opening(last_n=opening.last_n, previous=opening.previous, stored=False)
+        self._mark(True, "open")
+        previous = SessionRecord.decode(raw)
+        # Memory may know a newer count than Redis for a session closed here during an outage.
+        if local_record is not None and (previous is None or local_record.last_n > previous.last_n):
+            previous = local_record
+        await self.local.open(client_id, token)
+        return Opening(last_n=resume_last(previous), previous=previous)
+
+    async def checkpoint(self, entries: Iterable[tuple[str, str, int]]) -> None:
+        args: list[str | int] = [self._expiry_ms()]
+        for client_id, token, last_n in entries:
+            args += [client_id, token, SessionRecord(last_n, "L", token).encode()]
+        if len(args) == 1:
+            return
+        try:
+            await self._checkpoint(keys=self._keys()[:2], args=args)
+        except RedisError as exc:
+            self._mark(False, "checkpoint", exc)
+            return
+        self._mark(True, "checkpoint")
+
+    async def close(self, client_id: str, token: str, last_n: int) -> None:
+        await self.local.close(client_id, token, last_n)
+        try:
+            await self._write_close(client_id, token, last_n)
+        except RedisError as exc:
+            self._mark(False, "close", exc)
+            self._pending_closes[client_id] = (token, last_n)
+            return
+        self._mark(True, "close")
+
+    async def _write_close(self, client_id: str, token: str, last_n: int) -> None:
+        record = SessionRecord(last_n, CLOSED, token).encode()
+        await self._close(keys=self._keys(), args=[client_id, token, record, self._expiry_ms()])
+
+    async def flush_pending(self) -> int:
+        """Write back the closes that failed during an outage; return how many were written."""
+        written = 0
+        for client_id, (token, last_n) in list(self._pending_closes.items()):
+            try:
+                await self._write_close(client_id, token, last_n)
+            except RedisError as exc:
+                self._mark(False, "write-back", exc)
+                break
+            del self._pending_closes[client_id]
+            written += 1
+        self.local.expire()
+        return written
+
+    async def ping(self) -> bool:
+        """Return whether Redis answers, updating :attr:`available`."""
+        try:
+            await self._redis.ping()
+        except RedisError as exc:
+            self._mark(False, "ping", exc)
+            return False
+        self._mark(True, "ping")
+        return True
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+

@@ -1,0 +1,139 @@
+"""Django settings for wstime, read from the environment (see the README's settings table).
+
+Django's own settings come from ``DJANGO_*`` variables and ``DATABASE_URL`` here; the
+application's ``WSTIME_*`` settings are read and validated in :mod:`timer.conf`.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from timer.conf import raw_value
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+
+# An unset key gets a throwaway one so that a bare node starts; the system check timer.E002
+# reports it as an error while DEBUG is off, because sessions signed with it die with the process
+# and differ between nodes.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+WSTIME_SECRET_KEY_IS_EPHEMERAL = not SECRET_KEY
+if not SECRET_KEY:
+    SECRET_KEY = "ephemeral-" + secrets.token_urlsafe(48)
+
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+    if host.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip()
+    for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",")
+    if origin.strip()
+]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "timer",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "wstime.urls"
+ASGI_APPLICATION = "wstime.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_DATA_DIR = BASE_DIR / raw_value("WSTIME_DATA_DIR", os.environ, None)
+DATABASES = {
+    "default": dj_database_url.config(
+        env="DATABASE_URL",
+        default=f"sqlite:///{_DATA_DIR / 'wstime.sqlite3'}",
+        conn_max_age=60,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several nodes on one machine share the file: wait for a writer instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The channel layer: in memory for one node, Redis (pub/sub layer) when WSTIME_REDIS_URL is set.
+# The Redis layer's options are built in timer.layers, next to the reasons for them.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+if raw_value("WSTIME_REDIS_URL", os.environ, None):
+    from timer.layers import redis_layer_settings
+
+    CHANNEL_LAYERS = {"default": redis_layer_settings(raw_value("WSTIME_REDIS_URL", os.environ, None))}
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = _DATA_DIR / "static"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False) else None
+)
+
+_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+_log_level = str(raw_value("WSTIME_LOG_LEVEL", os.environ, None)).strip().upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    # An unknown level falls back to INFO here and is reported by the system check timer.E001.
+    "root": {"handlers": ["console"], "level": _log_level if _log_level in _LEVELS else "INFO"},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}
