@@ -37,7 +37,8 @@ class SessionStore(Protocol):
     shared: bool
 
     async def open(self, client_id: str, token: str) -> Opening: ...
-    async def checkpoint(self, entries: list[tuple[str, str, int]]) -> None: ...
+    async def checkpoint(self, owner_channel: str,
+                         entries: list[tuple[str, str, int]]) -> None: ...
     async def close(self, client_id: str, token: str, last_n: int) -> None: ...
     async def aclose(self) -> None: ...
 
@@ -200,7 +201,7 @@ class Node:
         while True:
             await asyncio.sleep(interval)
             if store.shared:
-                await store.checkpoint(self.hub.checkpoint_entries())
+                await store.checkpoint(self.channel_name, self.hub.checkpoint_entries())
                 if store.available:
                     await store.flush_pending()
             else:

@@ -57,7 +57,8 @@ class MemorySessionStore:
         self.put(client_id, SessionRecord(last_n, LIVE, token))
         return Opening(last_n=last_n, previous=previous)
 
-    async def checkpoint(self, entries: Iterable[tuple[str, str, int]]) -> None:
+    async def checkpoint(self, owner_channel: str,
+                         entries: Iterable[tuple[str, str, int]]) -> None:
         for client_id, token, last_n in entries:
             current = self.get(client_id)
             if current is None or current.token == token:

@@ -1,11 +1,16 @@
 """Sessions in Redis, shared by every node, with a constant command rate per node.
 
-Records live in hashes bucketed by wall-clock time (``wstime:sessions:<bucket>``), each bucket
-expiring ``ttl`` after it stops being written. A session's newest record is in the newest bucket
-that holds its id. So abandoned sessions vanish with their buckets (Redis memory follows the
-sessions of the last ``ttl`` seconds, not every session ever seen), and a node's periodic
-checkpoint of all its connections is a single script call per interval, whatever its connection
-count. Opening and closing a session are one script call each.
+Two kinds of keys:
+
+- Claims, in hashes bucketed by wall-clock time (``wstime:sessions:<bucket>``): which connection
+  holds a session, and its exact count once closed. A session's newest record is in the newest
+  bucket that holds its id; buckets expire ``ttl`` after their last write, so abandoned sessions
+  vanish with them and Redis memory follows the sessions of the last ``ttl`` seconds, not every
+  session ever seen. Opening and closing a session are one script call each.
+- Live counts, one hash per node (``wstime:live:<node channel>``), replaced every interval by
+  one MULTI (DEL, HSET of every connection, PEXPIRE): the steady command rate of a node is the
+  same for ten connections or ten thousand. A node's checkpoint touches only its own hash, so it
+  can never overwrite a session another node has just taken over.
 
 When Redis cannot be reached the store answers from this process's memory and keeps what it
 could not write; the next successful checkpoint writes the live sessions back, and the closed
@@ -23,12 +28,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .memory import MemorySessionStore, Opening
-from .records import CLOSED, SessionRecord, resume_last
-from .redis_scripts import CHECKPOINT, CLOSE, OPEN
+from .records import CLOSED, LIVE, SessionRecord, resume_last
+from .redis_scripts import CLOSE, OPEN
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "wstime:sessions:"
+LIVE_PREFIX = "wstime:live:"
 
 
 class RedisSessionStore:
@@ -52,7 +58,6 @@ class RedisSessionStore:
         self.local = MemorySessionStore(ttl=ttl)
         self._pending_closes: dict[str, tuple[str, int]] = {}
         self._open = self._redis.register_script(OPEN)
-        self._checkpoint = self._redis.register_script(CHECKPOINT)
         self._close = self._redis.register_script(CLOSE)
         self.available = True
 
@@ -88,27 +93,38 @@ class RedisSessionStore:
     async def open(self, client_id: str, token: str) -> Opening:
         local_record = self.local.get(client_id)
         try:
-            raw = await self._open(keys=self._keys(), args=[client_id, token, self._expiry_ms()])
+            raw, live = await self._open(keys=self._keys(), args=[
+                client_id, token, self._expiry_ms(), LIVE_PREFIX])
         except RedisError as exc:
             self._mark(False, "open", exc)
             opening = await self.local.open(client_id, token)
             return Opening(last_n=opening.last_n, previous=opening.previous, stored=False)
         self._mark(True, "open")
         previous = SessionRecord.decode(raw)
+        if previous is not None and previous.state == LIVE and live:
+            # The owner's live count is newer than its claim; the script resumed from it too.
+            previous = SessionRecord(max(previous.last_n, int(live)), LIVE, previous.token)
         # Memory may know a newer count than Redis for a session closed here during an outage.
         if local_record is not None and (previous is None or local_record.last_n > previous.last_n):
             previous = local_record
         await self.local.open(client_id, token)
         return Opening(last_n=resume_last(previous), previous=previous)
 
-    async def checkpoint(self, entries: Iterable[tuple[str, str, int]]) -> None:
-        args: list[str | int] = [self._expiry_ms()]
-        for client_id, token, last_n in entries:
-            args += [client_id, token, SessionRecord(last_n, "L", token).encode()]
-        if len(args) == 1:
-            return
+    def live_key(self, owner_channel: str) -> str:
+        return f"{LIVE_PREFIX}{owner_channel}"
+
+    async def checkpoint(self, owner_channel: str,
+                         entries: Iterable[tuple[str, str, int]]) -> None:
+        """Replace this node's live counts with ``entries`` (client id, token, last count)."""
+        key = self.live_key(owner_channel)
+        mapping = {client_id: last_n for client_id, _token, last_n in entries}
         try:
-            await self._checkpoint(keys=self._keys()[:2], args=args)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                if mapping:
+                    pipe.hset(key, mapping=mapping)
+                    pipe.pexpire(key, self._expiry_ms())
+                await pipe.execute()
         except RedisError as exc:
             self._mark(False, "checkpoint", exc)
             return

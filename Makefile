@@ -1,0 +1,40 @@
+# Two commands on a fresh Debian machine (as root): `make demo` runs the product, `make test`
+# runs every test. Both install what they need, idempotently.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEBIAN_PACKAGES := redis-server haproxy chromium
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench system-packages venv clean
+
+system-packages:
+	@missing=""; \
+	for pkg in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: system-packages venv
+	$(PY) -m localcluster.demo
+
+test: system-packages venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: system-packages venv
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

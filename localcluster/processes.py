@@ -1,0 +1,192 @@
+"""Start Redis, wstime nodes and HAProxy on free loopback ports, and stop them by PID.
+
+Used by ``make demo``, the integration tests and the benchmarks. Every process gets its own
+temporary folder for data and logs; :meth:`Managed.stop` ends it (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HAPROXY_CFG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
+LOOPBACK = "127.0.0.1"
+
+
+class StartError(RuntimeError):
+    """A process did not come up; the message carries the tail of its log."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value; raise TimeoutError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(port: int, host: str = LOOPBACK) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+        return True
+    return False
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """GET ``url``; return (status, body) for any HTTP answer, (0, reason) when none came."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except OSError as exc:
+        return 0, str(exc)
+
+
+@dataclass
+class Managed:
+    """A started process with its log file."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    workdir: Path
+    port: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the process (kill -9 by default) and reap it if it ends."""
+        if self.alive():
+            os.kill(self.pid, sig)
+            if sig == signal.SIGKILL:
+                self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the process: SIGTERM, then SIGKILL after ``timeout``; remove its folder."""
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _spawn(name: str, argv: list[str], *, env: Mapping[str, str] | None = None,
+           cwd: Path | None = None, port: int) -> Managed:
+    workdir = Path(tempfile.mkdtemp(prefix=f"wstime-{name}-"))
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(cwd or workdir), env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    return Managed(name=name, process=process, log_path=log_path, workdir=workdir, port=port)
+
+
+def _wait_started(managed: Managed, ready, timeout: float) -> Managed:
+    try:
+        wait_for(lambda: ready() or not managed.alive(), timeout=timeout, what=managed.name)
+    except TimeoutError:
+        managed.stop()
+        raise StartError(f"{managed.name} did not start in {timeout}s:\n{managed.log()[-3000:]}")
+    if not managed.alive():
+        log = managed.log()
+        managed.stop()
+        raise StartError(f"{managed.name} exited at start:\n{log[-3000:]}")
+    return managed
+
+
+def start_redis(port: int | None = None, timeout: float = 10.0) -> Managed:
+    """Start a throwaway redis-server on loopback (no persistence)."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = port or free_port()
+    managed = _spawn("redis", [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "",
+                               "--appendonly", "no", "--protected-mode", "yes"], port=port)
+    managed.extra["url"] = f"redis://{LOOPBACK}:{port}/0"
+    return _wait_started(managed, lambda: port_open(port), timeout)
+
+
+def restart_redis(managed: Managed, timeout: float = 10.0) -> Managed:
+    """Start Redis again on the same port after ``managed`` was stopped."""
+    return start_redis(managed.port, timeout)
+
+
+def node_env(**overrides: str) -> dict[str, str]:
+    """The environment of a node process: this one's, with test-friendly defaults."""
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SECRET_KEY", "local-cluster-secret-key-not-for-production-use-0123456789")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(overrides)
+    return env
+
+
+def start_node(*, name: str, env: Mapping[str, str] | None = None, port: int | None = None,
+               timeout: float = 30.0, daphne_args: tuple[str, ...] = ()) -> Managed:
+    """Start ``daphne wstime.asgi:application`` on loopback and wait until it serves HTTP."""
+    port = port or free_port()
+    daphne = str(Path(sys.executable).parent / "daphne")
+    environment = node_env(WSTIME_NODE_NAME=name, **(dict(env or {})))
+    managed = _spawn(
+        f"node-{name}",
+        [daphne, "-b", LOOPBACK, "-p", str(port), *daphne_args, "wstime.asgi:application"],
+        env=environment, cwd=REPO, port=port,
+    )
+    managed.extra["url"] = f"http://{LOOPBACK}:{port}"
+    managed.extra["ws_url"] = f"ws://{LOOPBACK}:{port}/"
+    return _wait_started(managed, lambda: http_get(f"http://{LOOPBACK}:{port}/livez", 0.5)[0] == 200,
+                         timeout)
+
+
+def start_haproxy(node_ports: list[int], *, port: int | None = None,
+                  timeout: float = 10.0) -> Managed:
+    """Start HAProxy with deploy/haproxy/haproxy.cfg in front of two nodes."""
+    if len(node_ports) != 2:
+        raise ValueError("the HAProxy template names two nodes")
+    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    port = port or free_port()
+    env = dict(os.environ,
+               WSTIME_LB_BIND=f"{LOOPBACK}:{port}",
+               WSTIME_NODE1_ADDR=f"{LOOPBACK}:{node_ports[0]}",
+               WSTIME_NODE2_ADDR=f"{LOOPBACK}:{node_ports[1]}")
+    managed = _spawn("haproxy", [binary, "-db", "-f", str(HAPROXY_CFG)], env=env, port=port)
+    managed.extra["url"] = f"http://{LOOPBACK}:{port}"
+    managed.extra["ws_url"] = f"ws://{LOOPBACK}:{port}/"
+    return _wait_started(managed, lambda: port_open(port), timeout)

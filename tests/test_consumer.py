@@ -1,0 +1,188 @@
+"""The WebSocket endpoint driven in-process with Channels' WebsocketCommunicator."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import re
+import tracemalloc
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from timer.close_codes import CLOSE_MESSAGE_TOO_BIG, CLOSE_SESSION_TAKEN_OVER
+from timer.routing import websocket_application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FRAME = re.compile(r"^(?P<name>[a-z0-9-]+): you have been connected for (?P<n>\d+) seconds$")
+
+
+def communicator(path: str = "/?id=abc", origin: bytes | None = b"http://localhost"):
+    headers = [(b"origin", origin)] if origin is not None else []
+    return WebsocketCommunicator(websocket_application(), path, headers=headers)
+
+
+async def counts(comm: WebsocketCommunicator, frames: int) -> list[int]:
+    result = []
+    for _ in range(frames):
+        match = FRAME.match(await comm.receive_from(timeout=2))
+        assert match, "frame does not have the original's format"
+        result.append(int(match["n"]))
+    return result
+
+
+async def test_consumer__ticks_count_up_from_zero_with_the_node_name(node):
+    """Frames read '<node>: you have been connected for N seconds', N = 0, 1, 2 ..."""
+    comm = communicator()
+    connected, _ = await comm.connect()
+    assert connected
+    text = await comm.receive_from(timeout=2)
+    assert text == f"{node.name}: you have been connected for 0 seconds"
+    assert await counts(comm, 3) == [1, 2, 3]
+    await comm.disconnect()
+
+
+async def test_consumer__first_frame_one_interval_after_connecting(node):
+    """As in the original, nothing arrives before one interval has passed."""
+    comm = communicator()
+    await comm.connect()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await comm.receive_from(timeout=2)
+    assert loop.time() - started >= node.config.tick_interval * 0.9
+    await comm.disconnect()
+
+
+async def test_consumer__missing_id_gets_one_assigned(node):
+    """A client that sends no id is accepted and ticks like any other."""
+    comm = communicator("/")
+    connected, _ = await comm.connect()
+    assert connected
+    assert await counts(comm, 2) == [0, 1]
+    assert len(node.hub) == 1
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/?id=" + "x" * 65, "/?id=a%20b", "/?id=a&id=b", "/?id=%00"])
+async def test_consumer__malformed_id_refused_at_handshake(node, path, caplog):
+    """A malformed or over-long id is refused before accept (HTTP 403) and says why in the log."""
+    comm = communicator(path)
+    connected, _ = await comm.connect()
+    assert not connected
+    assert "bad client id" in caplog.text
+    assert len(node.hub) == 0
+
+
+async def test_consumer__other_paths_refused(node):
+    """Only / speaks WebSocket."""
+    comm = communicator("/other?id=abc")
+    connected, _ = await comm.connect()
+    assert not connected
+
+
+@pytest.mark.parametrize("origin, accepted", [
+    (b"http://localhost", True),
+    (b"http://127.0.0.1:8000", True),
+    (b"https://localhost:8443", True),
+    (None, True),  # command-line clients send no Origin
+    (b"http://evil.example", False),
+    (b"http://localhost.evil.example", False),
+    (b"http://evil.example/localhost", False),
+    (b"null", False),
+])
+async def test_consumer__origin_checked_against_allowed_hosts(node, origin, accepted):
+    """A browser's foreign or look-alike Origin is refused; a missing one is accepted."""
+    comm = communicator(origin=origin)
+    connected, _ = await comm.connect()
+    assert connected is accepted
+    if connected:
+        await comm.disconnect()
+
+
+async def test_consumer__missing_origin_refused_when_required(node, settings):
+    """WSTIME_REQUIRE_ORIGIN turns command-line clients away too."""
+    settings.WSTIME_REQUIRE_ORIGIN = True
+    comm = communicator(origin=None)
+    connected, _ = await comm.connect()
+    assert not connected
+
+
+async def test_consumer__small_client_frames_ignored(node):
+    """Frames from the client are ignored: the ticks go on."""
+    comm = communicator()
+    await comm.connect()
+    await comm.send_to(text_data="hello")
+    await comm.send_to(bytes_data=b"\x00" * 100)
+    assert await counts(comm, 2) == [0, 1]
+    await comm.disconnect()
+
+
+async def test_consumer__oversized_client_frame_closes_with_1009(node):
+    """A frame over WSTIME_MAX_CLIENT_FRAME closes the connection with Message Too Big."""
+    comm = communicator()
+    await comm.connect()
+    await comm.send_to(text_data="x" * (node.config.max_client_frame + 1))
+    output = await comm.receive_output(timeout=2)
+    assert output == {"type": "websocket.close", "code": CLOSE_MESSAGE_TOO_BIG}
+    await comm.wait()
+
+
+async def test_consumer__reconnect_resumes_the_count(node):
+    """A reconnect with the same id continues where the last frame left off."""
+    first = communicator("/?id=resume-me")
+    await first.connect()
+    assert await counts(first, 3) == [0, 1, 2]
+    await first.disconnect()
+    second = communicator("/?id=resume-me")
+    await second.connect()
+    assert await counts(second, 2) == [3, 4]
+    await second.disconnect()
+
+
+async def test_consumer__second_connection_takes_the_session_over(node):
+    """The older connection is closed with 4001; the newer one counts on, without a repeat."""
+    older = communicator("/?id=twice")
+    await older.connect()
+    assert await counts(older, 2) == [0, 1]
+    newer = communicator("/?id=twice")
+    await newer.connect()
+    closed = None
+    while closed is None:  # a frame may have been on its way before the takeover
+        output = await older.receive_output(timeout=2)
+        if output["type"] == "websocket.close":
+            closed = output
+    assert closed["code"] == CLOSE_SESSION_TAKEN_OVER
+    first_new = (await counts(newer, 1))[0]
+    assert first_new in (2, 3)
+    assert len(node.hub) == 1
+    assert node.takeovers == 1
+    await newer.disconnect()
+
+
+async def test_consumer__no_leaks_after_many_connect_disconnect_cycles(node, caplog):
+    """Thousands of cycles leave no task, no hub entry and no growing memory behind."""
+    caplog.set_level(logging.WARNING)  # pytest keeps every captured record in memory
+
+    async def cycles(count: int) -> None:
+        for i in range(count):
+            comm = communicator(f"/?id=cycle-{i % 20}")
+            connected, _ = await comm.connect()
+            assert connected
+            await comm.disconnect()
+
+    await cycles(200)  # warm caches
+    gc.collect()
+    tasks_before = len(asyncio.all_tasks())
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    await cycles(2000)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    growth = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert len(node.hub) == 0
+    assert len(node.hub.wheel) == 0
+    assert len(asyncio.all_tasks()) == tasks_before
+    assert growth < 256 * 1024, f"memory grew by {growth} bytes over 2000 cycles"
