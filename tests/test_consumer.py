@@ -157,7 +157,7 @@ async def test_consumer__second_connection_takes_the_session_over(node):
     first_new = (await counts(newer, 1))[0]
     assert first_new in (2, 3)
     assert len(node.hub) == 1
-    assert node.takeovers == 1
+    assert node.counters.takeovers == 1
     await newer.disconnect()
 
 

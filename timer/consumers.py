@@ -31,6 +31,7 @@ class TimerConsumer(AsyncWebsocketConsumer):
         except InvalidClientId as exc:
             logger.warning("node=%s refused a connection from %s: bad client id (%s)",
                            node.name, _peer(self.scope), exc)
+            node.counters.refused("bad_client_id")
             await self.close()
             return
         assigned = client_id is None
@@ -67,6 +68,7 @@ class TimerConsumer(AsyncWebsocketConsumer):
         if connection is None:
             return
         node = get_node()
+        node.counters.closed(code)
         if node.hub is not None and node.hub.detach(connection):
             # Detached here means no takeover did it: this connection still owns the session.
             await node.store.close(connection.client_id, connection.token, connection.last_n)

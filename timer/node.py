@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
@@ -31,6 +32,24 @@ from .sessions.memory import MemorySessionStore, Opening
 from .sessions.redis_store import RedisSessionStore
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeCounters:
+    """Totals since start, read by the health JSON and /metrics (never reset)."""
+
+    sessions_new: int = 0
+    sessions_resumed: int = 0
+    sessions_unstored: int = 0  # opened from memory while the shared store was unreachable
+    takeovers: int = 0
+    refused_handshakes: dict[str, int] = field(default_factory=dict)  # by reason
+    closes_by_code: dict[int, int] = field(default_factory=dict)
+
+    def refused(self, reason: str) -> None:
+        self.refused_handshakes[reason] = self.refused_handshakes.get(reason, 0) + 1
+
+    def closed(self, code: int) -> None:
+        self.closes_by_code[code] = self.closes_by_code.get(code, 0) + 1
 
 
 class SessionStore(Protocol):
@@ -58,7 +77,7 @@ class Node:
         self._tokens = itertools.count(1)
         self._start_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.takeovers = 0
+        self.counters = NodeCounters()
 
     # --- life cycle
 
@@ -128,6 +147,12 @@ class Node:
             await self.take_over_local(local)
         opening = await self.store.open(client_id, token)
         previous = opening.previous
+        if previous is None:
+            self.counters.sessions_new += 1
+        else:
+            self.counters.sessions_resumed += 1
+        if not opening.stored:
+            self.counters.sessions_unstored += 1
         if (previous is not None and previous.state == "L" and previous.token != token
                 and previous.owner_channel and previous.owner_channel != self.channel_name):
             await self._send_takeover(previous.owner_channel, client_id, previous.token)
@@ -137,7 +162,7 @@ class Node:
         assert self.hub is not None and self.store is not None
         if not self.hub.detach(connection):
             return
-        self.takeovers += 1
+        self.counters.takeovers += 1
         connection.closing = True
         logger.info("node=%s client=%s event=takeover: a newer connection holds the session",
                     self.name, connection.client_id)

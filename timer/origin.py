@@ -9,6 +9,7 @@ from channels.security.websocket import OriginValidator
 from django.conf import settings
 
 from .conf import config
+from .node import get_node
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,12 @@ class BrowserOriginValidator(OriginValidator):
             if config().require_origin:
                 logger.warning("refused a WebSocket handshake without Origin "
                                "(WSTIME_REQUIRE_ORIGIN is on)")
+                get_node().counters.refused("missing_origin")
                 return False
             return True
         if self.validate_origin(parsed_origin):
             return True
         logger.warning("refused a WebSocket handshake from foreign Origin %s",
                        parsed_origin.geturl()[:200])
+        get_node().counters.refused("foreign_origin")
         return False
