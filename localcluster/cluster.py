@@ -1,0 +1,62 @@
+"""Redis, two nodes sharing it, and HAProxy in front: the demo's and the tests' cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .processes import REPO, Managed, node_env, start_haproxy, start_node, start_redis
+
+
+@dataclass
+class Cluster:
+    """The processes of a running cluster; :meth:`stop` ends every one still running."""
+
+    redis: Managed
+    nodes: list[Managed] = field(default_factory=list)
+    haproxy: Managed | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def processes(self) -> list[Managed]:
+        return [self.redis, *self.nodes, *([self.haproxy] if self.haproxy else [])]
+
+    def node_named(self, name: str) -> Managed:
+        return next(node for node in self.nodes if node.extra["name"] == name)
+
+    def stop(self) -> None:
+        for managed in reversed(self.processes()):
+            managed.stop()
+
+
+def migrate(env: Mapping[str, str]) -> None:
+    """Create or update the shared database once, before several nodes open it."""
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                   cwd=REPO, env=node_env(**env), check=True)
+
+
+def start_cluster(*, names: tuple[str, str] = ("node-one", "node-two"),
+                  env: Mapping[str, str] | None = None, lb_port: int | None = None,
+                  with_haproxy: bool = True) -> Cluster:
+    """Start Redis, two nodes named ``names`` and (optionally) HAProxy; stop all on failure."""
+    redis = start_redis()
+    cluster = Cluster(redis=redis, env={"WSTIME_REDIS_URL": redis.extra["url"], **(env or {})})
+    try:
+        migrate(cluster.env)
+        for name in names:
+            node = start_node(name=name, env=cluster.env)
+            node.extra["name"] = name
+            cluster.nodes.append(node)
+        if with_haproxy:
+            cluster.haproxy = start_haproxy([node.port for node in cluster.nodes], port=lb_port)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def data_dir_env(path: str | os.PathLike) -> dict[str, str]:
+    """Settings that give a cluster its own database folder."""
+    return {"WSTIME_DATA_DIR": str(path)}

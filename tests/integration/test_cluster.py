@@ -1,0 +1,154 @@
+"""Two real daphne nodes sharing a real Redis behind a real HAProxy, all on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from localcluster.cluster import data_dir_env, start_cluster
+from localcluster.processes import http_get, restart_redis, wait_for
+from timer.close_codes import CLOSE_SESSION_TAKEN_OVER
+
+from .ticks import TickClient
+
+pytestmark = pytest.mark.integration
+
+INTERVAL = 0.25  # seconds between frames in these tests
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    running = start_cluster(names=("alpha-node", "beta-node"), env={
+        "WSTIME_TICK_INTERVAL": str(INTERVAL), **data_dir_env(tmp_path)})
+    yield running
+    running.stop()
+
+
+def assert_continuous(counts: list[int], *, resumes: int = 0) -> None:
+    """Counts go up by one, except at most ``resumes`` steps of two; never back, never equal."""
+    steps = [b - a for a, b in zip(counts, counts[1:])]
+    assert all(step in (1, 2) for step in steps), f"count broke: {counts}"
+    assert sum(step == 2 for step in steps) <= resumes, f"too many skips: {counts}"
+
+
+async def test_cluster__failover_through_haproxy_keeps_counting(cluster):
+    """kill -9 of the serving node: the client lands on the other one and the count goes on."""
+    client = TickClient(cluster.haproxy.extra["ws_url"], "failover-1")
+    stop = asyncio.Event()
+    runner = asyncio.create_task(client.run(stop))
+    try:
+        await client.wait_frames(4)
+        serving = client.frames[-1].node
+        cluster.node_named(serving).kill()
+        seen = len(client.frames)
+        await client.wait_frames(seen + 4, timeout=15)
+    finally:
+        stop.set()
+        await runner
+    after = [f for f in client.frames if f.node != serving]
+    assert after, "no frame came from the surviving node"
+    assert_continuous(client.counts(), resumes=1)
+    assert client.connects == 2
+
+
+async def test_cluster__takeover_across_nodes_closes_the_older_connection(cluster):
+    """A second connection with the same id on the other node takes over; the first gets 4001."""
+    alpha, beta = cluster.nodes
+    older = TickClient(f"ws://127.0.0.1:{alpha.port}/", "taken")
+    older_run = asyncio.create_task(older.run_once())
+    await older.wait_frames(3)
+    newer = TickClient(f"ws://127.0.0.1:{beta.port}/", "taken")
+    stop = asyncio.Event()
+    newer_run = asyncio.create_task(newer.run_once(stop))
+    try:
+        assert await asyncio.wait_for(older_run, timeout=5) == CLOSE_SESSION_TAKEN_OVER
+        await newer.wait_frames(3)
+    finally:
+        stop.set()
+        await newer_run
+    assert_continuous(older.counts() + newer.counts(), resumes=1)
+    assert {f.node for f in newer.frames} == {"beta-node"}
+
+
+async def test_cluster__reload_resumes_exactly_on_another_node(cluster):
+    """A clean disconnect records the exact count: the next connection goes on at last + 1."""
+    alpha, beta = cluster.nodes
+    first = TickClient(f"ws://127.0.0.1:{alpha.port}/", "reload")
+    stop = asyncio.Event()
+    run = asyncio.create_task(first.run_once(stop))
+    await first.wait_frames(3)
+    stop.set()
+    await run
+    second = TickClient(f"ws://127.0.0.1:{beta.port}/", "reload")
+    stop = asyncio.Event()
+    run = asyncio.create_task(second.run_once(stop))
+    await second.wait_frames(2)
+    stop.set()
+    await run
+    assert second.frames[0].n == first.frames[-1].n + 1
+
+
+async def test_cluster__redis_outage_does_not_interrupt_ticks(cluster):
+    """Redis stopped mid-stream: frames keep coming on time; after restart the state catches up."""
+    alpha, beta = cluster.nodes
+    client = TickClient(f"ws://127.0.0.1:{alpha.port}/", "outage")
+    stop = asyncio.Event()
+    run = asyncio.create_task(client.run_once(stop))
+    try:
+        await client.wait_frames(3)
+        cluster.redis.stop()
+        outage_start = len(client.frames)
+        await client.wait_frames(outage_start + 8, timeout=10)  # two seconds without Redis
+        status, body = await asyncio.to_thread(http_get, f"{alpha.extra['url']}/healthcheck")
+        assert status == 200, body
+        cluster.redis = restart_redis(cluster.redis)
+        # The node writes its live counts back at its next checkpoint.
+        await asyncio.sleep(6 * INTERVAL)
+        await client.wait_frames(len(client.frames) + 2)
+    finally:
+        stop.set()
+        await run
+    assert client.closes == [1000], "the client was disconnected by the outage"
+    gaps = [b.at - a.at for a, b in zip(client.frames, client.frames[1:])]
+    assert max(gaps) < 2 * INTERVAL + 0.3, f"frames stalled: max gap {max(gaps):.2f}s"
+    assert_continuous(client.counts())
+    # The other node now resumes from what the first wrote back.
+    follower = TickClient(f"ws://127.0.0.1:{beta.port}/", "outage")
+    stop = asyncio.Event()
+    run = asyncio.create_task(follower.run_once(stop))
+    await follower.wait_frames(1)
+    stop.set()
+    await run
+    assert follower.frames[0].n == client.frames[-1].n + 1
+
+
+async def test_cluster__sessions_expire(tmp_path):
+    """An abandoned session is forgotten after WSTIME_SESSION_TTL; Redis keeps no key for it."""
+    running = start_cluster(names=("gamma-node", "delta-node"), with_haproxy=False, env={
+        "WSTIME_TICK_INTERVAL": str(INTERVAL), "WSTIME_SESSION_TTL": "2", **data_dir_env(tmp_path)})
+    try:
+        node = running.nodes[0]
+        client = TickClient(f"ws://127.0.0.1:{node.port}/", "forget-me")
+        stop = asyncio.Event()
+        run = asyncio.create_task(client.run_once(stop))
+        await client.wait_frames(3)
+        stop.set()
+        await run
+        import redis
+
+        r = redis.Redis(port=running.redis.port)
+        assert r.keys("wstime:sessions:*")
+        # TTL 2 s in buckets of 1 s: gone within TTL + two buckets.
+        await asyncio.to_thread(wait_for, lambda: not r.keys("wstime:sessions:*"), timeout=6,
+                                what="session keys to expire")
+        again = TickClient(f"ws://127.0.0.1:{running.nodes[1].port}/", "forget-me")
+        stop = asyncio.Event()
+        run = asyncio.create_task(again.run_once(stop))
+        await again.wait_frames(1)
+        stop.set()
+        await run
+        assert again.frames[0].n == 0
+    finally:
+        running.stop()
