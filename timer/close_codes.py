@@ -10,3 +10,10 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 # Another connection with the same client id took the session over, on this node or another.
 # The client must not reconnect: the session lives on in the newer connection.
 CLOSE_SESSION_TAKEN_OVER = 4001
+
+# The node is leaving (SIGTERM, or drained from admin). The reason carries a reconnect hint,
+# "... reconnect in <ms> ms": reconnect after that delay, through the load balancer.
+CLOSE_SERVICE_RESTART = 1012
+
+# The node sheds load because it is overloaded. Same hint as 1012; reconnect after it.
+CLOSE_TRY_AGAIN_LATER = 1013

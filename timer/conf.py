@@ -66,6 +66,13 @@ def _positive(raw: Any) -> float:
     return value
 
 
+def _non_negative(raw: Any) -> float:
+    value = _number(raw)
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {raw!r}")
+    return value
+
+
 def _fraction(raw: Any) -> float:
     value = _number(raw)
     if not 0 < value <= 1:
@@ -196,6 +203,21 @@ SETTINGS: tuple[Setting, ...] = (
             "Link capacity in bits/s (10M, 1G) when the NIC reports speed 0; overrides nothing else."),
     Setting("WSTIME_MAX_CONNECTIONS", "", _optional_count,
             "Open WebSocket connections at which the node reports itself full; empty: no limit."),
+    # Drain (SIGTERM, admin, manage.py drain) and overload.
+    Setting("WSTIME_DRAIN_NOTICE", "3", _non_negative,
+            "Seconds a draining node keeps serving before closing, so the load balancer notices "
+            "(HAProxy inter 1s x fall 2, plus one interval)."),
+    Setting("WSTIME_DRAIN_WINDOW", "10", _positive,
+            "Seconds over which a draining node spreads the closes of its connections."),
+    Setting("WSTIME_DRAIN_DEADLINE", "25", _positive,
+            "Seconds after SIGTERM by which the process has exited (inside a 30 s grace period)."),
+    Setting("WSTIME_CONNECTION_CAP", "", _optional_count,
+            "Open WebSocket connections past which handshakes get 503 + Retry-After; empty: none. "
+            "Keep it above WSTIME_MAX_CONNECTIONS so the health check says full first."),
+    Setting("WSTIME_RETRY_AFTER", "5", _positive_count,
+            "Seconds in the Retry-After of a refused handshake (node full or draining)."),
+    Setting("WSTIME_RECONNECT_HINT_MAX", "2000", _count,
+            "Largest reconnect hint (ms) put in a drain or shed close; each is random up to it."),
     Setting("WSTIME_POLICY_CACHE_SECONDS", "2", _positive,
             "How long a node keeps the health policy from the database before reading it again."),
 )
@@ -224,6 +246,12 @@ class Config:
     net_interfaces: tuple[str, ...] = ()
     link_capacity: int | None = None
     max_connections: int | None = None
+    drain_notice: float = 3.0
+    drain_window: float = 10.0
+    drain_deadline: float = 25.0
+    connection_cap: int | None = None
+    retry_after: int = 5
+    reconnect_hint_max: int = 2000
     policy_cache_seconds: float = 2.0
 
 
@@ -256,6 +284,11 @@ def load_config(environ: Mapping[str, str], django_settings: Any) -> Config:
         problems.append((
             "WSTIME_HEALTH_RECOVERY_MARGIN",
             "must be smaller than WSTIME_HEALTH_THRESHOLD, or a full node would never recover",
+        ))
+    if not problems and values["drain_notice"] + values["drain_window"] >= values["drain_deadline"]:
+        problems.append((
+            "WSTIME_DRAIN_DEADLINE",
+            "must exceed WSTIME_DRAIN_NOTICE + WSTIME_DRAIN_WINDOW, or a drain cannot finish",
         ))
     if problems:
         raise ConfigError(problems)

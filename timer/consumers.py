@@ -37,6 +37,13 @@ class TimerConsumer(AsyncWebsocketConsumer):
         assigned = client_id is None
         client_id = client_id or new_client_id()
         await node.ensure_started()
+        refusal = self._refusal(node)
+        if refusal is not None:
+            logger.warning("node=%s client=%s refused: %s (HTTP 503)", node.name, client_id,
+                           refusal)
+            node.counters.refused(refusal.replace(" ", "_"))
+            await self._deny(503, refusal, node.config.retry_after)
+            return
         token = node.new_token()
         opening = await node.open_session(client_id, token)
         await self.accept()
@@ -52,6 +59,26 @@ class TimerConsumer(AsyncWebsocketConsumer):
         logger.info("node=%s client=%s event=connect resumed=%s next=%d assigned_id=%s "
                     "stored=%s", node.name, client_id, opening.previous is not None,
                     opening.last_n + 1, assigned, opening.stored)
+
+    @staticmethod
+    def _refusal(node) -> str | None:
+        """Why a new connection cannot be taken now, or None."""
+        if node.draining:
+            return "node draining"
+        cap = node.config.connection_cap
+        if cap is not None and len(node.hub) >= cap:
+            return "node full"
+        return None
+
+    async def _deny(self, status: int, text: str, retry_after: int) -> None:
+        """Refuse the handshake with an HTTP response (ASGI websocket.http.response)."""
+        await self.base_send({
+            "type": "websocket.http.response.start",
+            "status": status,
+            "headers": [(b"retry-after", str(retry_after).encode()),
+                        (b"content-type", b"text/plain; charset=utf-8")],
+        })
+        await self.base_send({"type": "websocket.http.response.body", "body": text.encode()})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Client frames carry nothing we use; only their size matters.
@@ -79,8 +106,8 @@ class TimerConsumer(AsyncWebsocketConsumer):
     async def _send_text(self, text: str) -> None:
         await self.base_send({"type": "websocket.send", "text": text})
 
-    async def _close_with(self, code: int) -> None:
-        await self.close(code=code)
+    async def _close_with(self, code: int, reason: str) -> None:
+        await self.close(code=code, reason=reason)
 
 
 def _peer(scope: dict[str, Any]) -> str:

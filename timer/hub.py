@@ -22,7 +22,7 @@ from .wheel import TimingWheel
 logger = logging.getLogger(__name__)
 
 SendText = Callable[[str], Awaitable[None]]
-Close = Callable[[int], Awaitable[None]]
+Close = Callable[[int, str], Awaitable[None]]  # close code, reason
 
 
 class Connection:

@@ -24,8 +24,10 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from . import supervise
-from .close_codes import CLOSE_SESSION_TAKEN_OVER
+from .close_codes import CLOSE_SERVICE_RESTART, CLOSE_SESSION_TAKEN_OVER
 from .conf import Config, config
+from .drain import DrainPlan, close_reason, reconnect_hint_ms
+from .health.sampler import Sampler
 from .hub import Connection, Hub
 from .names import random_name
 from .sessions.memory import MemorySessionStore, Opening
@@ -52,6 +54,21 @@ class NodeCounters:
         self.closes_by_code[code] = self.closes_by_code.get(code, 0) + 1
 
 
+@dataclass
+class DrainState:
+    """A drain in progress: where it came from and how far it got."""
+
+    source: str  # "signal" (SIGTERM, final) or "policy" (admin / manage.py drain, reversible)
+    started_at: float  # event loop time
+    total: int = 0  # connections it set out to close
+    closed: int = 0
+    task: asyncio.Task | None = field(default=None, repr=False)
+
+    @property
+    def final(self) -> bool:
+        return self.source == "signal"
+
+
 class SessionStore(Protocol):
     shared: bool
 
@@ -59,6 +76,7 @@ class SessionStore(Protocol):
     async def checkpoint(self, owner_channel: str,
                          entries: list[tuple[str, str, int]]) -> None: ...
     async def close(self, client_id: str, token: str, last_n: int) -> None: ...
+    async def close_many(self, entries: list[tuple[str, str, int]]) -> None: ...
     async def aclose(self) -> None: ...
 
 
@@ -78,6 +96,7 @@ class Node:
         self._start_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counters = NodeCounters()
+        self.drain_state: DrainState | None = None
 
     # --- life cycle
 
@@ -111,6 +130,7 @@ class Node:
                 supervise.supervise("inbox", self._run_inbox),
             ]
         self.tasks.append(supervise.supervise("housekeeping", self._run_housekeeping))
+        self.tasks.append(supervise.supervise("sampler", Sampler.for_node(self).run))
         self._loop = loop
         logger.info("node %s started: interval %ss, %s sessions, channel %s", self.name,
                     cfg.tick_interval, "Redis" if self.store.shared else "in-memory",
@@ -127,6 +147,9 @@ class Node:
 
     async def stop(self) -> None:
         """Cancel and await every background task and close the store."""
+        if self.drain_state is not None and self.drain_state.task is not None:
+            self.drain_state.task.cancel()
+            await asyncio.gather(self.drain_state.task, return_exceptions=True)
         await supervise.stop(self.tasks)
         self.tasks = []
         if self.store is not None:
@@ -167,7 +190,7 @@ class Node:
         logger.info("node=%s client=%s event=takeover: a newer connection holds the session",
                     self.name, connection.client_id)
         await self.store.close(connection.client_id, connection.token, connection.last_n)
-        await connection.close(CLOSE_SESSION_TAKEN_OVER)
+        await connection.close(CLOSE_SESSION_TAKEN_OVER, "session taken over")
 
     async def _send_takeover(self, channel: str, client_id: str, token: str) -> None:
         try:
@@ -176,6 +199,75 @@ class Node:
         except Exception:  # noqa: BLE001 - the old connection then ends on its own
             logger.warning("node=%s client=%s could not reach %s to take the session over",
                            self.name, client_id, channel)
+
+    # --- drain
+
+    @property
+    def draining(self) -> bool:
+        return self.drain_state is not None
+
+    def start_drain(self, source: str) -> DrainState:
+        """Begin a drain (idempotent); a signal drain replaces a policy drain, never the reverse."""
+        state = self.drain_state
+        if state is not None and (state.final or source != "signal"):
+            return state
+        if state is not None and state.task is not None:
+            state.task.cancel()
+        loop = asyncio.get_running_loop()
+        state = DrainState(source=source, started_at=loop.time())
+        self.drain_state = state
+        state.task = loop.create_task(self._drain(state), name=f"wstime:drain:{source}")
+        logger.warning("node=%s event=drain-start source=%s notice=%ss window=%ss", self.name,
+                       source, self.config.drain_notice, self.config.drain_window)
+        return state
+
+    def cancel_drain(self) -> bool:
+        """Stop a policy drain (admin undid it); a signal drain cannot be undone."""
+        state = self.drain_state
+        if state is None or state.final:
+            return False
+        if state.task is not None:
+            state.task.cancel()
+        self.drain_state = None
+        logger.warning("node=%s event=drain-cancelled closed=%d", self.name, state.closed)
+        return True
+
+    async def _drain(self, state: DrainState) -> None:
+        """Keep serving for the notice period, then close every connection in paced batches."""
+        cfg = self.config
+        plan = DrainPlan(notice=cfg.drain_notice, window=cfg.drain_window,
+                         deadline=cfg.drain_deadline)
+        await asyncio.sleep(plan.notice)
+        assert self.hub is not None
+        connections = list(self.hub.by_client.values())
+        state.total = len(connections)
+        for size in plan.batches(len(connections)):
+            batch, connections = connections[:size], connections[size:]
+            await self.close_connections(batch, CLOSE_SERVICE_RESTART, "node restarting")
+            state.closed += len(batch)
+            await asyncio.sleep(plan.batch_every)
+        logger.warning("node=%s event=drain-done source=%s closed=%d", self.name, state.source,
+                       state.closed)
+
+    async def close_connections(self, connections: list[Connection], code: int,
+                                kind: str) -> int:
+        """Record the exact counts, then close each still-attached connection with ``code``.
+
+        Each close carries a random reconnect hint so that the reconnects spread out.
+        """
+        assert self.hub is not None and self.store is not None
+        leaving = [c for c in connections if self.hub.detach(c)]
+        for connection in leaving:
+            connection.closing = True
+        await self.store.close_many([(c.client_id, c.token, c.last_n) for c in leaving])
+        for connection in leaving:
+            hint = reconnect_hint_ms(self.config.reconnect_hint_max)
+            try:
+                await connection.close(code, close_reason(kind, hint))
+            except Exception:  # noqa: BLE001 - one broken socket must not stop the drain
+                logger.exception("node=%s client=%s close failed", self.name,
+                                 connection.client_id)
+        return len(leaving)
 
     # --- background tasks
 

@@ -13,11 +13,14 @@ django_http = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - needs Django set up first
 
+from timer import daphne_support, shutdown  # noqa: E402
 from timer.routing import websocket_application  # noqa: E402
 from timer.startup import start_process  # noqa: E402
 from timer.static_files import CachedStaticFiles  # noqa: E402
 
 start_process()
+daphne_support.install()
+shutdown.install_when_daphne_runs()
 
 application = ProtocolTypeRouter({
     "http": CachedStaticFiles(django_http),

@@ -12,6 +12,9 @@
   const STABLE_AFTER_MS = 10000; // an open connection this old resets the retry count
   const SILENCE_TICKS = 3.5; // no frame for this many ticks: the connection is dead
   const CLOSE_SESSION_TAKEN_OVER = 4001;
+  const CLOSE_SERVICE_RESTART = 1012; // the node is leaving: reconnect after its hint
+  const CLOSE_TRY_AGAIN_LATER = 1013; // the node sheds load: reconnect after its hint
+  const HINT_CAP_MS = 60000;
 
   const tickMs = Number(document.body.dataset.tickMs || 1000);
 
@@ -35,6 +38,13 @@
   function backoffDelay(attempt, random) {
     const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * Math.pow(2, attempt));
     return Math.floor((random || Math.random)() * ceiling);
+  }
+
+  /* The delay a polite close asks for ("... reconnect in 1234 ms"), or null. */
+  function reconnectHint(code, reason) {
+    if (code !== CLOSE_SERVICE_RESTART && code !== CLOSE_TRY_AGAIN_LATER) return null;
+    const match = /reconnect in (\d+) ms/.exec(reason || "");
+    return match ? Math.min(HINT_CAP_MS, Number(match[1])) : null;
   }
 
   function clientId() {
@@ -101,7 +111,13 @@
       if (ended.openedAt !== null && Date.now() - ended.openedAt >= STABLE_AFTER_MS) {
         retries = 0;
       }
-      await sleep(backoffDelay(retries));
+      const hint = reconnectHint(ended.code, ended.reason);
+      if (hint !== null) {
+        appendMessage(`Server asked to reconnect in ${hint} ms.`);
+        await sleep(hint);
+      } else {
+        await sleep(backoffDelay(retries));
+      }
       retries++;
     }
     appendMessage("Reached maximum retries, giving up.");
@@ -128,7 +144,7 @@
     };
   }
 
-  window.wstime = { normaliseAddress, backoffDelay };
+  window.wstime = { normaliseAddress, backoffDelay, reconnectHint };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
 })();

@@ -69,5 +69,9 @@ class MemorySessionStore:
         if current is None or current.token == token:
             self.put(client_id, SessionRecord(last_n, CLOSED, token))
 
+    async def close_many(self, entries: Iterable[tuple[str, str, int]]) -> None:
+        for client_id, token, last_n in entries:
+            await self.close(client_id, token, last_n)
+
     async def aclose(self) -> None:
         self._records.clear()

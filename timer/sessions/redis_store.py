@@ -140,6 +140,27 @@ class RedisSessionStore:
             return
         self._mark(True, "close")
 
+    async def close_many(self, entries: Iterable[tuple[str, str, int]]) -> None:
+        """Record several exact closes in one round trip (a drain's batch)."""
+        entries = list(entries)
+        if not entries:
+            return
+        await self.local.close_many(entries)
+        keys, expiry = self._keys(), self._expiry_ms()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for client_id, token, last_n in entries:
+                    record = SessionRecord(last_n, CLOSED, token).encode()
+                    await self._close(keys=keys, args=[client_id, token, record, expiry],
+                                      client=pipe)
+                await pipe.execute()
+        except RedisError as exc:
+            self._mark(False, "close", exc)
+            for client_id, token, last_n in entries:
+                self._pending_closes[client_id] = (token, last_n)
+            return
+        self._mark(True, "close")
+
     async def _write_close(self, client_id: str, token: str, last_n: int) -> None:
         record = SessionRecord(last_n, CLOSED, token).encode()
         await self._close(keys=self._keys(), args=[client_id, token, record, self._expiry_ms()])

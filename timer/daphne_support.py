@@ -1,0 +1,75 @@
+"""Two ASGI WebSocket features that daphne 4.2 leaves out, added to its protocol class.
+
+- Close codes and reasons: daphne passes ``websocket.close`` to autobahn's ``sendClose``, which
+  accepts only 1000 and 3000-4999 (the codes an *application* may pick) and drops the reason the
+  ASGI spec allows. A server may also send RFC 6455's registered codes, and a node needs 1009
+  (message too big), 1012 (restarting) and 1013 (try again later), with its reconnect hint in
+  the reason.
+- The HTTP denial response (``websocket.http.response.start`` / ``.body``, ASGI's
+  ``websocket.http.response`` extension): daphne can only refuse a handshake with 403, but a
+  full node must answer 503 with ``Retry-After``.
+
+Both are applied once, by :func:`install`, from ``wstime/asgi.py``. Everything else goes through
+daphne's own code; when daphne gains these features this module can go.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+logger = logging.getLogger(__name__)
+
+MAX_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes, 2 for the code
+# Codes a server may send: RFC 6455 / IANA registered ones (not 1004-1006 and 1015, which must
+# never be sent), and the 3000-4999 ranges.
+SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)}) | frozenset(
+    range(3000, 5000))
+
+_installed = False
+
+
+def install() -> None:
+    """Teach daphne's WebSocket protocol close reasons and denial responses (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    from autobahn.twisted.websocket import ConnectionDeny, WebSocketServerProtocol
+    from daphne.ws_protocol import WebSocketProtocol
+
+    original_handle_reply = WebSocketProtocol.handle_reply
+
+    def handle_reply(self, message):
+        kind = message.get("type")
+        if kind == "websocket.close" and self.state == self.STATE_OPEN:
+            code = message.get("code") or 1000
+            if code not in SENDABLE_CLOSE_CODES:
+                logger.error("refusing to send close code %s; sending 1011 instead", code)
+                code = 1011
+            reason = (message.get("reason") or "").encode("utf-8")[:MAX_REASON_BYTES]
+            # sendCloseFrame is autobahn's own path under sendClose, minus its code filter.
+            self.sendCloseFrame(code=code, reasonUtf8=reason.decode("utf-8", "ignore").encode())
+            return None
+        if kind == "websocket.http.response.start" and hasattr(self, "handshake_deferred"):
+            self._denial = (int(message["status"]), [
+                (name.decode("latin1"), value.decode("latin1"))
+                for name, value in message.get("headers", [])
+            ])
+            return None
+        if kind == "websocket.http.response.body" and getattr(self, "_denial", None):
+            status, self._denial_headers = self._denial
+            self._denial = None
+            deferred = self.handshake_deferred
+            del self.handshake_deferred
+            deferred.errback(ConnectionDeny(code=status, reason=HTTPStatus(status).phrase))
+            self.server.protocol_disconnected(self)
+            return None
+        return original_handle_reply(self, message)
+
+    def fail_handshake(self, reason, code=400, responseHeaders=None):  # noqa: N803 - autobahn's
+        headers = responseHeaders or getattr(self, "_denial_headers", None)
+        return WebSocketServerProtocol.failHandshake(self, reason, code, headers)
+
+    WebSocketProtocol.handle_reply = handle_reply
+    WebSocketProtocol.failHandshake = fail_handshake
+    _installed = True
