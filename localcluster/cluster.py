@@ -8,7 +8,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .processes import REPO, Managed, node_env, start_haproxy, start_node, start_redis
+from .processes import (REPO, Managed, free_port, node_env, start_haproxy, start_node,
+                        start_redis)
 
 
 @dataclass
@@ -33,24 +34,41 @@ class Cluster:
 
 def migrate(env: Mapping[str, str]) -> None:
     """Create or update the shared database once, before several nodes open it."""
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-                   cwd=REPO, env=node_env(**env), check=True)
+    manage(env, "migrate", "--noinput", "-v", "0")
+
+
+def manage(env: Mapping[str, str], *args: str) -> str:
+    """Run ``manage.py *args`` against the cluster's database; return what it printed."""
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=node_env(**env),
+                            check=True, capture_output=True, text=True)
+    return result.stdout
 
 
 def start_cluster(*, names: tuple[str, str] = ("node-one", "node-two"),
                   env: Mapping[str, str] | None = None, lb_port: int | None = None,
-                  with_haproxy: bool = True) -> Cluster:
-    """Start Redis, two nodes named ``names`` and (optionally) HAProxy; stop all on failure."""
+                  with_haproxy: bool = True, per_node_env: list[Mapping[str, str]] | None = None,
+                  with_agents: bool = True) -> Cluster:
+    """Start Redis, two nodes named ``names`` and (optionally) HAProxy; stop all on failure.
+
+    ``env`` goes to every node, ``per_node_env[i]`` to node ``i`` only. With ``with_agents`` each
+    node answers HAProxy's agent check on a port of its own.
+    """
     redis = start_redis()
     cluster = Cluster(redis=redis, env={"WSTIME_REDIS_URL": redis.extra["url"], **(env or {})})
     try:
         migrate(cluster.env)
-        for name in names:
-            node = start_node(name=name, env=cluster.env)
+        agent_ports = [free_port() for _ in names]
+        for i, name in enumerate(names):
+            own = dict((per_node_env or [{}] * len(names))[i])
+            if with_agents:
+                own.setdefault("WSTIME_AGENT_PORT", str(agent_ports[i]))
+            node = start_node(name=name, env={**cluster.env, **own})
             node.extra["name"] = name
+            node.extra["agent_port"] = agent_ports[i]
             cluster.nodes.append(node)
         if with_haproxy:
-            cluster.haproxy = start_haproxy([node.port for node in cluster.nodes], port=lb_port)
+            cluster.haproxy = start_haproxy([node.port for node in cluster.nodes],
+                                            agent_ports=agent_ports, port=lb_port)
     except BaseException:
         cluster.stop()
         raise

@@ -175,17 +175,24 @@ def start_node(*, name: str, env: Mapping[str, str] | None = None, port: int | N
                          timeout)
 
 
-def start_haproxy(node_ports: list[int], *, port: int | None = None,
-                  timeout: float = 10.0) -> Managed:
-    """Start HAProxy with deploy/haproxy/haproxy.cfg in front of two nodes."""
+def start_haproxy(node_ports: list[int], *, agent_ports: list[int] | None = None,
+                  port: int | None = None, timeout: float = 10.0) -> Managed:
+    """Start HAProxy with deploy/haproxy/haproxy.cfg in front of two nodes.
+
+    ``agent_ports`` are the nodes' agent-check ports; without them HAProxy is pointed at free
+    ports where nothing answers, which it treats as "no agent".
+    """
     if len(node_ports) != 2:
         raise ValueError("the HAProxy template names two nodes")
+    agent_ports = agent_ports or [free_port(), free_port()]
     binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
     port = port or free_port()
     env = dict(os.environ,
                WSTIME_LB_BIND=f"{LOOPBACK}:{port}",
                WSTIME_NODE1_ADDR=f"{LOOPBACK}:{node_ports[0]}",
-               WSTIME_NODE2_ADDR=f"{LOOPBACK}:{node_ports[1]}")
+               WSTIME_NODE2_ADDR=f"{LOOPBACK}:{node_ports[1]}",
+               WSTIME_NODE1_AGENT_PORT=str(agent_ports[0]),
+               WSTIME_NODE2_AGENT_PORT=str(agent_ports[1]))
     managed = _spawn("haproxy", [binary, "-db", "-f", str(HAPROXY_CFG)], env=env, port=port)
     managed.extra["url"] = f"http://{LOOPBACK}:{port}"
     managed.extra["ws_url"] = f"ws://{LOOPBACK}:{port}/"

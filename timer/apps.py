@@ -8,3 +8,5 @@ class TimerConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the system checks
+        from .health import checks as health_checks  # noqa: F401 - registers the health checks
+        from .health import policy_store  # noqa: F401 - reloads the policy when it is edited

@@ -13,7 +13,8 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -123,6 +124,25 @@ def _optional_count(raw: Any) -> int | None:
     return None if str(raw).strip() == "" else _positive_count(raw)
 
 
+def _networks(raw: Any) -> tuple[IPv4Network | IPv6Network, ...]:
+    networks = []
+    for item in _names(raw):
+        try:
+            networks.append(ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def _optional_port(raw: Any) -> int | None:
+    if str(raw).strip() == "":
+        return None
+    value = _count(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"expected a TCP port 1-65535, got {raw!r}")
+    return value
+
+
 def _names(raw: Any) -> tuple[str, ...]:
     if isinstance(raw, (list, tuple)):
         items = [str(item).strip() for item in raw]
@@ -218,6 +238,21 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds in the Retry-After of a refused handshake (node full or draining)."),
     Setting("WSTIME_RECONNECT_HINT_MAX", "2000", _count,
             "Largest reconnect hint (ms) put in a drain or shed close; each is random up to it."),
+    Setting("WSTIME_SHED_ENABLED", "true", _bool,
+            "Close a few connections (1013) while usage stays above WSTIME_SHED_LEVEL."),
+    Setting("WSTIME_SHED_LEVEL", "0.85", _fraction,
+            "Network usage (window average) above which the node sheds connections."),
+    Setting("WSTIME_SHED_FRACTION", "0.01", _fraction,
+            "Most of a node's connections shed per second (at least one while shedding)."),
+    Setting("WSTIME_AGENT_PORT", "", _optional_port,
+            "TCP port of the HAProxy agent-check responder (weight from spare capacity); "
+            "empty: no agent."),
+    Setting("WSTIME_AGENT_BIND", "127.0.0.1", _text,
+            "Address the agent-check responder listens on."),
+    Setting("WSTIME_METRICS_TOKEN", "", _text,
+            "Bearer token that opens /metrics from any address; empty: only the allowlist."),
+    Setting("WSTIME_METRICS_ALLOW", "127.0.0.0/8,::1", _networks,
+            "Comma-separated addresses or CIDR networks that may read /metrics without a token."),
     Setting("WSTIME_POLICY_CACHE_SECONDS", "2", _positive,
             "How long a node keeps the health policy from the database before reading it again."),
 )
@@ -252,6 +287,13 @@ class Config:
     connection_cap: int | None = None
     retry_after: int = 5
     reconnect_hint_max: int = 2000
+    shed_enabled: bool = True
+    shed_level: float = 0.85
+    shed_fraction: float = 0.01
+    agent_port: int | None = None
+    agent_bind: str = "127.0.0.1"
+    metrics_token: str = field(default="", repr=False)
+    metrics_allow: tuple[IPv4Network | IPv6Network, ...] = ()
     policy_cache_seconds: float = 2.0
 
 
@@ -289,6 +331,12 @@ def load_config(environ: Mapping[str, str], django_settings: Any) -> Config:
         problems.append((
             "WSTIME_DRAIN_DEADLINE",
             "must exceed WSTIME_DRAIN_NOTICE + WSTIME_DRAIN_WINDOW, or a drain cannot finish",
+        ))
+    if not problems and values["shed_level"] <= values["health_threshold"]:
+        problems.append((
+            "WSTIME_SHED_LEVEL",
+            "must be above WSTIME_HEALTH_THRESHOLD: shedding is for a node already refusing "
+            "new connections",
         ))
     if problems:
         raise ConfigError(problems)

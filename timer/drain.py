@@ -29,7 +29,7 @@ class DrainPlan:
         """Split ``total`` closes into batches, one every ``batch_every`` over the window."""
         if total <= 0:
             return []
-        slots = max(1, min(total, math.floor(self.window / self.batch_every)))
+        slots = max(1, min(total, math.floor(self.window / self.batch_every + 1e-9)))
         base, extra = divmod(total, slots)
         return [base + (1 if i < extra else 0) for i in range(slots)]
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,10 +25,14 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from . import supervise
-from .close_codes import CLOSE_SERVICE_RESTART, CLOSE_SESSION_TAKEN_OVER
+from .agent import agent_reply, serve_agent
+from .close_codes import CLOSE_SERVICE_RESTART, CLOSE_SESSION_TAKEN_OVER, CLOSE_TRY_AGAIN_LATER
 from .conf import Config, config
 from .drain import DrainPlan, close_reason, reconnect_hint_ms
+from .health.decision import DRAINING, STALE
+from .health.runtime import get_monitor
 from .health.sampler import Sampler
+from .shedding import Shedder
 from .hub import Connection, Hub
 from .names import random_name
 from .sessions.memory import MemorySessionStore, Opening
@@ -44,6 +49,8 @@ class NodeCounters:
     sessions_resumed: int = 0
     sessions_unstored: int = 0  # opened from memory while the shared store was unreachable
     takeovers: int = 0
+    shed: int = 0  # connections closed with 1013 to shed load
+    health_unavailable: int = 0  # /healthcheck answers with 503
     refused_handshakes: dict[str, int] = field(default_factory=dict)  # by reason
     closes_by_code: dict[int, int] = field(default_factory=dict)
 
@@ -131,6 +138,10 @@ class Node:
             ]
         self.tasks.append(supervise.supervise("housekeeping", self._run_housekeeping))
         self.tasks.append(supervise.supervise("sampler", Sampler.for_node(self).run))
+        self.tasks.append(supervise.supervise("governor", self._run_governor))
+        if cfg.agent_port is not None:
+            self.tasks.append(supervise.supervise("agent", lambda: serve_agent(
+                cfg.agent_bind, cfg.agent_port, self.agent_reply)))
         self._loop = loop
         logger.info("node %s started: interval %ss, %s sessions, channel %s", self.name,
                     cfg.tick_interval, "Redis" if self.store.shared else "in-memory",
@@ -309,6 +320,46 @@ class Node:
                     await self.take_over_local(connection)
             else:
                 logger.warning("node=%s ignoring unknown message type %r", self.name, kind)
+
+    async def _run_governor(self) -> None:
+        """Once per sample interval: follow the policy's draining flag, and shed load."""
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        shedder = Shedder(shed_level=cfg.shed_level,
+                          fraction_per_round=min(1.0, cfg.shed_fraction * cfg.sample_interval),
+                          window=cfg.net_window)
+        while True:
+            await asyncio.sleep(cfg.sample_interval)
+            monitor = get_monitor()
+            policy = monitor.policy
+            if policy.draining and self.drain_state is None:
+                self.start_drain("policy")
+            elif not policy.draining and self.drain_state is not None:
+                self.cancel_drain()
+            if cfg.shed_enabled and not self.draining:
+                assert self.hub is not None
+                count = shedder.decide(now=loop.time(), connections=len(self.hub),
+                                       usage=monitor.usage, threshold=policy.threshold)
+                if count:
+                    await self._shed(count, monitor.usage)
+
+    async def _shed(self, count: int, usage: float) -> None:
+        """Close ``count`` random connections with 1013 and a reconnect hint."""
+        assert self.hub is not None
+        cfg = self.config
+        victims = random.sample(list(self.hub.by_client.values()), count)
+        closed = await self.close_connections(victims, CLOSE_TRY_AGAIN_LATER, "node overloaded")
+        self.counters.shed += closed
+        logger.warning("node=%s event=shed closed=%d usage=%.3f shed_level=%s", self.name,
+                       closed, usage, cfg.shed_level)
+
+    def agent_reply(self) -> str:
+        """The HAProxy agent-check line for this node right now."""
+        monitor = get_monitor()
+        report = monitor.report(monitor.clock(), len(self.hub) if self.hub is not None else 0,
+                                draining=self.draining)
+        return agent_reply(report, draining=report.status == DRAINING,
+                           stale=report.status == STALE)
 
     async def _run_housekeeping(self) -> None:
         """Once per interval: checkpoint the counts (shared store), write back after outages."""

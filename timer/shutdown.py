@@ -4,7 +4,7 @@ daphne stops its reactor on SIGTERM straight away, dropping every socket without
 (clients see 1006). Once the reactor runs, this replaces that handler: the first SIGTERM starts a
 drain (:meth:`timer.node.Node.start_drain`) and stops the reactor when it is done, or at
 ``WSTIME_DRAIN_DEADLINE`` at the latest; a second SIGTERM stops at once. SIGINT (Ctrl-C) keeps
-daphne's immediate stop.
+daphne's immediate stop. :mod:`timer.startup` installs it when daphne's reactor starts.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 
 from .node import get_node
 
@@ -21,19 +20,8 @@ logger = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.5  # after the last close frame, time for the close handshakes to complete
 
 
-def install_when_daphne_runs() -> bool:
-    """Arrange for the SIGTERM drain once daphne's reactor runs; False outside daphne."""
-    if "daphne.server" not in sys.modules:
-        return False
-    from twisted.internet import reactor
-
-    # callWhenRunning fires during start-up; callLater(0) lands after the reactor has
-    # installed its own signal handlers, which this then replaces.
-    reactor.callWhenRunning(lambda: reactor.callLater(0, _install, reactor))
-    return True
-
-
-def _install(reactor) -> None:
+def install_sigterm_drain(reactor) -> None:
+    """Replace daphne's SIGTERM handler (call once the reactor runs, in its loop)."""
     loop = asyncio.get_event_loop()
     terms = 0
 

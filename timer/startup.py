@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -10,8 +12,29 @@ from django.core import checks
 from django.core.management import call_command
 
 from .node import get_node
+from .shutdown import install_sigterm_drain
 
 logger = logging.getLogger(__name__)
+
+
+def start_when_serving() -> bool:
+    """Under daphne, once its reactor runs: start the node's tasks and the SIGTERM drain.
+
+    The node's sampler, ticker and agent then run from the start, not from the first request.
+    Returns False outside daphne (tests, other servers), where the node starts on first use.
+    """
+    if "daphne.server" not in sys.modules:
+        return False
+    from twisted.internet import reactor
+
+    def on_running() -> None:
+        install_sigterm_drain(reactor)
+        asyncio.get_event_loop().create_task(get_node().ensure_started(), name="wstime:start")
+
+    # callWhenRunning fires during start-up; callLater(0) lands after the reactor has
+    # installed its own signal handlers, which the drain then replaces.
+    reactor.callWhenRunning(lambda: reactor.callLater(0, on_running))
+    return True
 
 
 def start_process() -> None:

@@ -13,16 +13,20 @@ django_http = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - needs Django set up first
 
-from timer import daphne_support, shutdown  # noqa: E402
+from timer import daphne_support, health_views  # noqa: E402
+from timer.direct_views import DirectViews  # noqa: E402
 from timer.routing import websocket_application  # noqa: E402
-from timer.startup import start_process  # noqa: E402
+from timer.startup import start_process, start_when_serving  # noqa: E402
 from timer.static_files import CachedStaticFiles  # noqa: E402
 
 start_process()
 daphne_support.install()
-shutdown.install_when_daphne_runs()
+start_when_serving()
 
 application = ProtocolTypeRouter({
-    "http": CachedStaticFiles(django_http),
+    "http": CachedStaticFiles(DirectViews(django_http, {
+        "/healthcheck": health_views.healthcheck,
+        "/livez": health_views.livez,
+    })),
     "websocket": websocket_application(),
 })

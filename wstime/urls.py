@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.urls import path
 
-from timer import views
+from timer import health_views, metrics_views, views
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("healthcheck", health_views.healthcheck, name="healthcheck"),
+    path("livez", health_views.livez, name="livez"),
+    path("metrics", metrics_views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]

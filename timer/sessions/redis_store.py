@@ -60,6 +60,7 @@ class RedisSessionStore:
         self._open = self._redis.register_script(OPEN)
         self._close = self._redis.register_script(CLOSE)
         self.available = True
+        self.errors = 0  # failed Redis calls since start, for /metrics
 
     @classmethod
     def from_url(cls, url: str, *, ttl: float, pool_size: int) -> RedisSessionStore:
@@ -83,6 +84,8 @@ class RedisSessionStore:
         return int((self.ttl + self.bucket_seconds) * 1000)
 
     def _mark(self, ok: bool, action: str, exc: Exception | None = None) -> None:
+        if not ok:
+            self.errors += 1
         if ok and not self.available:
             logger.warning("Redis reachable again; session state is being written back")
         elif not ok and self.available:

@@ -1,0 +1,47 @@
+"""The benchmark harness end to end in its quick mode, so that it never rots.
+
+It asserts that the harness ran and produced figures, not how fast anything was: timing
+targets are judged by `make bench` on a quiet machine, never by the test suite. The Node
+baseline is left out (its npm dependency is installed by `make bench`, not by `make test`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from localcluster.processes import REPO
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(240)
+def test_bench_quick__runs_every_scenario_and_writes_figures(tmp_path):
+    """`python -m bench.run --quick` measures the Python baseline, a wstime node and failover."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--skip-node",
+         "--results-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=200,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    [json_file] = tmp_path.glob("*.json")
+    [markdown_file] = tmp_path.glob("*.md")
+    result = json.loads(json_file.read_text())
+
+    by_server = {row["server"]: row for row in result["capacity"]}
+    assert set(by_server) == {"python-websockets", "wstime"}
+    for row in by_server.values():
+        assert row["load"]["established"] > 0
+        assert row["load"]["frames_delivered"] > 0
+        assert row["cpu_pct"] is not None and row["kb_per_conn"] is not None
+    assert by_server["wstime"]["redis_cmds_per_s"] is not None
+    assert by_server["wstime"]["healthcheck"]["requests"] > 0
+
+    recovery = result["failover"]["recovery"]
+    assert recovery["affected"] > 0 and recovery["recovered"] > 0
+    assert result["targets"], "the run was judged against issue 6's targets"
+    assert "| wstime |" in markdown_file.read_text()
+    assert "| wstime |" in completed.stdout

@@ -1,0 +1,45 @@
+"""The sampler against the real psutil of this machine (loopback only), without waiting."""
+
+import asyncio
+
+import pytest
+
+from tests.health.conftest import FakeClock
+from timer.health.capacity import FROM_SETTING
+from timer.health.monitor import HealthMonitor
+from timer.health.policy import Policy
+from timer.health.sampler import Sampler
+
+
+def loopback_sampler(monitor: HealthMonitor, *, interval: float = 1.0) -> Sampler:
+    return Sampler(monitor, node_name="test-node", interval=interval, interfaces=("lo",),
+                   link_capacity=8_000_000, policy_every=3600, connections=lambda: 7)
+
+
+def test_sampler_read__loopback_with_setting_capacity():
+    """lo reports speed 0, so WSTIME_LINK_CAPACITY gives its capacity."""
+    clock = FakeClock(5.0)
+    sample, capacity = loopback_sampler(HealthMonitor(Policy(), sample_interval=1.0,
+                                                      clock=clock)).read()
+    assert (sample.at, set(sample.interfaces)) == (5.0, {"lo"})
+    assert sample.interfaces["lo"].rx_bytes >= 0
+    assert (capacity.bits_per_second, capacity.source) == (8_000_000, FROM_SETTING)
+
+
+async def test_sampler_sample_forever__feeds_the_monitor():
+    """Running the loop for a few 10 ms intervals gives the monitor a usage and a fresh age."""
+    monitor = HealthMonitor(Policy(), sample_interval=0.01)
+    task = asyncio.create_task(loopback_sampler(monitor, interval=0.01).sample_forever())
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if monitor.usage is not None:
+                break
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    report = monitor.report(monitor.clock(), 7)
+    assert report.interfaces == ("lo",)
+    assert 0.0 <= report.usage <= 1.0
+    assert report.sampler_age < 1.0

@@ -1,0 +1,90 @@
+"""The health policy from the database, cached in the process's monitor.
+
+The health check never queries the database. Instead the sampler task reloads the policy every
+``WSTIME_POLICY_CACHE_SECONDS`` (default 2 s) through ``database_sync_to_async``, so an admin edit
+reaches every node within that time, without a restart. A save or delete made in this process
+applies here at once, after its transaction commits.
+
+A database that cannot be read keeps the last policy: every node shares the database, so making
+that a reason to fail the health check would take the whole service down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+from django.db import DatabaseError, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from ..conf import config
+from .monitor import HealthMonitor
+from .policy import Policy, resolve_policy
+from .runtime import get_monitor, settings_policy
+
+logger = logging.getLogger(__name__)
+
+# Whether the last policy read reached the database (None: not tried yet), for the health JSON.
+_database_readable: bool | None = None
+
+
+def database_state() -> str:
+    """Return ``up``, ``down`` or ``unknown``: the database as the last policy read found it."""
+    return {None: "unknown", True: "up", False: "down"}[_database_readable]
+
+
+def load_policy(node_name: str, settings: Policy) -> Policy:
+    """Read the default row and ``node_name``'s row (one query) and resolve the policy."""
+    from ..models import HealthPolicy
+
+    rows = {row.node: row.as_policy()
+            for row in HealthPolicy.objects.filter(node__in={"", node_name})}
+    return resolve_policy(settings, rows.get(""), rows.get(node_name) if node_name else None)
+
+
+async def refresh_forever(monitor: HealthMonitor, node_name: str, every: float) -> None:
+    """Reload the policy into ``monitor`` now and then every ``every`` seconds, until cancelled."""
+    global _database_readable
+    load = database_sync_to_async(load_policy)
+    failing = False
+    while True:
+        try:
+            policy = await load(node_name, settings_policy(config()))
+        except DatabaseError as exc:
+            _database_readable = False
+            if not failing:
+                logger.warning("node=%s cannot read the health policy (%s); keeping the last one",
+                               node_name, type(exc).__name__)
+            failing = True
+        else:
+            _database_readable = True
+            if failing:
+                logger.info("node=%s reads the health policy again", node_name)
+            failing = False
+            if policy != monitor.policy:
+                logger.info("node=%s health policy from %s: threshold %s, recovery %s, window "
+                            "%ss, capacity %s, max connections %s, draining %s", node_name,
+                            policy.source, policy.threshold, policy.recovery_level, policy.window,
+                            policy.capacity or "from links", policy.max_connections or "-",
+                            policy.draining)
+                monitor.policy = policy
+        await asyncio.sleep(every)
+
+
+def reload_here() -> None:
+    """Load the policy into this process's monitor now (after an edit made in this process)."""
+    from ..node import get_node  # the node module starts the sampler, which imports this one
+
+    try:
+        get_monitor().policy = load_policy(get_node().name, settings_policy(config()))
+    except DatabaseError:
+        logger.warning("could not reload the health policy after an edit; the sampler will",
+                       exc_info=True)
+
+
+@receiver(post_save, sender="timer.HealthPolicy")
+@receiver(post_delete, sender="timer.HealthPolicy")
+def _policy_changed(**_: object) -> None:
+    transaction.on_commit(reload_here)
