@@ -42,7 +42,8 @@ Each frame names the node that sent it. To fail that node over, kill it:
 and watch the page reconnect to the other node with the count going on.
 Health of a node: curl -s '<node url>/healthcheck?format=json'
 Admin (thresholds, draining): DJANGO_SUPERUSER_PASSWORD=... .venv/bin/python manage.py \\
-  createsuperuser --noinput --username admin --email admin@example.com, then <node url>/admin/
+  ensure_admin --username admin, then open <node url>/admin/
+Drain a node politely: kill -TERM <its pid>, or .venv/bin/python manage.py drain --node node-one
 """, flush=True)
         while True:
             time.sleep(1)

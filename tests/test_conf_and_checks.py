@@ -112,3 +112,12 @@ def test_check_production_safety__configured_node_passes(settings):
     settings.SECRET_KEY = "x" * 50
     settings.ALLOWED_HOSTS = ["time.example.com"]
     assert checks.check_production_safety() == []
+
+
+def test_readme__documents_every_setting():
+    """The README's settings table names every WSTIME_* setting with its default."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [s.name for s in SETTINGS if f"| `{s.name}` |" not in readme]
+    assert missing == []
