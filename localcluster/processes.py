@@ -75,6 +75,7 @@ class Managed:
     workdir: Path
     port: int
     extra: dict = field(default_factory=dict)
+    stop_signal: int = signal.SIGTERM  # what stop() sends first
 
     @property
     def pid(self) -> int:
@@ -97,9 +98,9 @@ class Managed:
                 self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """End the process: SIGTERM, then SIGKILL after ``timeout``; remove its folder."""
+        """End the process (``stop_signal``, then SIGKILL after ``timeout``); remove its folder."""
         if self.alive():
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(self.stop_signal)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -171,6 +172,8 @@ def start_node(*, name: str, env: Mapping[str, str] | None = None, port: int | N
     )
     managed.extra["url"] = f"http://{LOOPBACK}:{port}"
     managed.extra["ws_url"] = f"ws://{LOOPBACK}:{port}/"
+    # SIGTERM drains a node (seconds); stopping a local cluster uses SIGINT, daphne's fast stop.
+    managed.stop_signal = signal.SIGINT
     return _wait_started(managed, lambda: http_get(f"http://{LOOPBACK}:{port}/livez", 0.5)[0] == 200,
                          timeout)
 

@@ -91,3 +91,22 @@ def test_page__survives_a_node_kill_through_haproxy(page, tmp_path):
     steps = [b - a for a, b in zip(counts, counts[1:])]
     assert all(step in (1, 2) for step in steps), counts
     assert "Connection lost with server." in page.locator("#messages").inner_text()
+
+
+def test_page__reconnect_hints_honoured_and_hundreds_of_clients_spread(page, single_node):
+    """The page's own retry logic: hints from 1012/1013 closes; 500 clients' delays spread."""
+    page.goto(single_node.extra["url"] + "/")
+    hint = "(args) => window.wstime.reconnectHint(args[0], args[1])"
+    assert page.evaluate(hint, [1012, "node restarting; reconnect in 734 ms"]) == 734
+    assert page.evaluate(hint, [1013, "node overloaded; reconnect in 12 ms"]) == 12
+    assert page.evaluate(hint, [1000, "reconnect in 5 ms"]) is None
+    assert page.evaluate(hint, [1012, "no hint"]) is None
+    # 500 clients dropped at the same instant (a node killed): their first and third retries.
+    for attempt, ceiling in [(0, 500), (2, 2000)]:
+        delays = page.evaluate(
+            "(a) => Array.from({length: 500}, () => window.wstime.backoffDelay(a))", attempt)
+        assert all(0 <= d < ceiling for d in delays)
+        tenths = [0] * 10
+        for delay in delays:
+            tenths[delay * 10 // ceiling] += 1
+        assert max(tenths) < 100, tenths  # even share is 50 per tenth: no herd

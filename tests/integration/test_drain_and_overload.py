@@ -126,3 +126,43 @@ async def test_overload__oversized_frame_closes_with_1009_under_daphne(tmp_path)
         assert closed.value.rcvd.code == CLOSE_MESSAGE_TOO_BIG
     finally:
         node.stop()
+
+
+async def test_drain__hundreds_of_clients_reconnect_spread_out(tmp_path):
+    """300 clients of a draining node: closes are paced and hinted, reconnects spread, no herd."""
+    node = start_node(name="herd-node", env={
+        "WSTIME_TICK_INTERVAL": "1", "WSTIME_DRAIN_NOTICE": "0.5", "WSTIME_DRAIN_WINDOW": "3",
+        "WSTIME_DRAIN_DEADLINE": "8", "WSTIME_RECONNECT_HINT_MAX": "2000",
+        **data_dir_env(tmp_path)})
+    closes: list[tuple[float, int, int]] = []  # (close time, code, hint)
+
+    async def client(i: int) -> None:
+        async with websockets.connect(f"{node.extra['ws_url']}?id=herd-{i}") as ws:
+            try:
+                while True:
+                    await ws.recv()
+            except websockets.ConnectionClosed as closed:
+                closes.append((time.monotonic(), closed.rcvd.code,
+                               hint_from_reason(closed.rcvd.reason)))
+
+    try:
+        tasks = []
+        for i in range(300):
+            tasks.append(asyncio.create_task(client(i)))
+            if i % 50 == 49:
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(1.5)
+        node.process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=15)
+    finally:
+        node.stop()
+    assert len(closes) == 300 and {code for _, code, _ in closes} == {CLOSE_SERVICE_RESTART}
+    start = min(t for t, _, _ in closes)
+    closed_at = sorted(t - start for t, _, _ in closes)
+    assert closed_at[-1] >= 2.0, "closes were not spread over the drain window"
+    reconnect_at = sorted(t - start + hint / 1000 for t, _, hint in closes)
+    # No 100 ms slot holds more than 3x its even share of the reconnects (300 over ~5 s).
+    buckets: dict[int, int] = {}
+    for moment in reconnect_at:
+        buckets[int(moment * 10)] = buckets.get(int(moment * 10), 0) + 1
+    assert max(buckets.values()) <= 3 * 300 / (reconnect_at[-1] * 10), buckets

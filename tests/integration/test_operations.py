@@ -105,7 +105,7 @@ async def test_agent_check__less_room_gets_proportionally_fewer_connections(tmp_
     """HAProxy weights nodes by the agent's spare capacity: the tighter node gets fewer."""
     cluster = start_cluster(
         names=("tight-node", "wide-node"),
-        env={"WSTIME_TICK_INTERVAL": "1", **data_dir_env(tmp_path)},
+        env={"WSTIME_TICK_INTERVAL": str(INTERVAL), **data_dir_env(tmp_path)},
         per_node_env=[{"WSTIME_MAX_CONNECTIONS": "12"}, {"WSTIME_MAX_CONNECTIONS": "400"}])
     sockets = []
     try:
@@ -113,7 +113,9 @@ async def test_agent_check__less_room_gets_proportionally_fewer_connections(tmp_
         assert reply == "up 100%"
         landed = []
         for i in range(24):
-            ws = await websockets.connect(f"{cluster.haproxy.extra['ws_url']}?id=w{i}")
+            # max_queue=None: the held sockets' unread frames must not stall their closing.
+            ws = await websockets.connect(f"{cluster.haproxy.extra['ws_url']}?id=w{i}",
+                                          max_queue=None)
             sockets.append(ws)
             landed.append((await asyncio.wait_for(ws.recv(), timeout=5)).split(":")[0])
             await asyncio.sleep(0.25)  # lets the agent (every 1 s) follow the filling node
