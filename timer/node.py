@@ -1,15 +1,21 @@
 """The node: this process's name, connections, session store and background tasks.
 
-One :class:`Node` per process, made by :func:`get_node`. Its tasks start on first use inside the
-server's event loop (daphne has no ASGI lifespan), each supervised so that a dead one is logged
-and restarted:
+One :class:`Node` per process, made by :func:`get_node`. Its tasks run in the server's event
+loop (daphne has no ASGI lifespan), each supervised so that a dead one is logged and restarted:
 
 - ``ticker``: sends every connection's frames (:class:`timer.hub.Hub`).
 - ``clock``: sends one ``clock.tick`` per interval through the channel layer to this node's own
   channel; the ticker starts each round when it arrives, or on its own clock if it does not.
 - ``inbox``: receives this node's channel messages: clock ticks and session takeovers.
-- ``checkpoint``: with a shared store, writes every connection's count once per interval in
-  one Redis call.
+- ``housekeeping``: once per interval, with a shared store, replaces this node's live counts in
+  one Redis transaction and writes back what an outage held up.
+- ``sampler``: measures network usage for the health check (:mod:`timer.health`).
+- ``governor``: follows the health policy's draining flag and sheds load when overloaded.
+- ``agent``: answers HAProxy's agent check, when ``WSTIME_AGENT_PORT`` is set.
+
+Under daphne the tasks start as soon as the server runs (:mod:`timer.startup`); elsewhere
+(tests) on first use. Drains (SIGTERM or policy) and shedding close connections through
+:meth:`Node.close_connections`, which records each exact count before the close frame.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from channels.layers import get_channel_layer
 
@@ -32,13 +38,16 @@ from .drain import DrainPlan, close_reason, reconnect_hint_ms
 from .health.decision import DRAINING, STALE
 from .health.runtime import get_monitor
 from .health.sampler import Sampler
-from .shedding import Shedder
 from .hub import Connection, Hub
 from .names import random_name
-from .sessions.memory import MemorySessionStore, Opening
+from .sessions.memory import MemorySessionStore
+from .sessions.store import Opening, SessionStore
+from .shedding import Shedder
 from .sessions.redis_store import RedisSessionStore
 
 logger = logging.getLogger(__name__)
+
+SWEEP_EVERY = 30.0  # seconds between two sweeps of expired sessions from this process's memory
 
 
 @dataclass
@@ -74,17 +83,6 @@ class DrainState:
     @property
     def final(self) -> bool:
         return self.source == "signal"
-
-
-class SessionStore(Protocol):
-    shared: bool
-
-    async def open(self, client_id: str, token: str) -> Opening: ...
-    async def checkpoint(self, owner_channel: str,
-                         entries: list[tuple[str, str, int]]) -> None: ...
-    async def close(self, client_id: str, token: str, last_n: int) -> None: ...
-    async def close_many(self, entries: list[tuple[str, str, int]]) -> None: ...
-    async def aclose(self) -> None: ...
 
 
 class Node:
@@ -366,14 +364,17 @@ class Node:
         assert self.hub is not None and self.store is not None
         store: Any = self.store
         interval = self.config.tick_interval
+        loop = asyncio.get_running_loop()
+        swept_at = loop.time()
         while True:
             await asyncio.sleep(interval)
             if store.shared:
                 await store.checkpoint(self.channel_name, self.hub.checkpoint_entries())
-                if store.available:
+                if store.available and store.pending_closes:
                     await store.flush_pending()
-            else:
+            if loop.time() - swept_at >= SWEEP_EVERY:
                 store.expire()
+                swept_at = loop.time()
 
 
 _node: Node | None = None

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-
 from .records import CLOSED, LIVE, SessionRecord, resume_last
-
-
-@dataclass(frozen=True)
-class Opening:
-    """The outcome of opening a session for a new connection."""
-
-    last_n: int  # the count treated as already shown; the next frame carries last_n + 1
-    previous: SessionRecord | None  # what was stored before, if anything
-    stored: bool = True  # False when the shared store was unreachable and memory answered
+from .store import Opening
 
 
 class MemorySessionStore:

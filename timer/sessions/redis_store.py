@@ -27,9 +27,10 @@ from collections.abc import Callable, Iterable
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .memory import MemorySessionStore, Opening
+from .memory import MemorySessionStore
 from .records import CLOSED, LIVE, SessionRecord, resume_last
 from .redis_scripts import CLOSE, OPEN
+from .store import Opening
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +180,16 @@ class RedisSessionStore:
                 break
             del self._pending_closes[client_id]
             written += 1
-        self.local.expire()
         return written
+
+    @property
+    def pending_closes(self) -> int:
+        """Closes held back by an outage, waiting to be written."""
+        return len(self._pending_closes)
+
+    def expire(self) -> int:
+        """Forget expired sessions from this process's memory (the fallback)."""
+        return self.local.expire()
 
     async def ping(self) -> bool:
         """Return whether Redis answers, updating :attr:`available`."""

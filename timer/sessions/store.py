@@ -1,0 +1,34 @@
+"""What every session store offers the node, and what opening a session returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .records import SessionRecord
+
+
+@dataclass(frozen=True)
+class Opening:
+    """The outcome of opening a session for a new connection."""
+
+    last_n: int  # the count treated as already shown; the next frame carries last_n + 1
+    previous: SessionRecord | None  # what was stored before, if anything
+    stored: bool = True  # False when the shared store was unreachable and memory answered
+
+
+class SessionStore(Protocol):
+    """The in-memory store (one node) and the Redis store (a cluster) both look like this."""
+
+    shared: bool  # True when other nodes see the same sessions
+
+    async def open(self, client_id: str, token: str) -> Opening: ...
+
+    async def checkpoint(self, owner_channel: str,
+                         entries: list[tuple[str, str, int]]) -> None: ...
+
+    async def close(self, client_id: str, token: str, last_n: int) -> None: ...
+
+    async def close_many(self, entries: list[tuple[str, str, int]]) -> None: ...
+
+    async def aclose(self) -> None: ...
