@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
+import redis
 
 from localcluster.cluster import data_dir_env, start_cluster
 from localcluster.processes import http_get, restart_redis, wait_for
 from timer.close_codes import CLOSE_SESSION_TAKEN_OVER
 
-from .ticks import TickClient
+from .ticks import TickClient, frames_from
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +56,10 @@ async def test_cluster__failover_through_haproxy_keeps_counting(cluster):
 async def test_cluster__takeover_across_nodes_closes_the_older_connection(cluster):
     """A second connection with the same id on the other node takes over; the first gets 4001."""
     alpha, beta = cluster.nodes
-    older = TickClient(f"ws://127.0.0.1:{alpha.port}/", "taken")
+    older = TickClient(alpha.extra["ws_url"], "taken")
     older_run = asyncio.create_task(older.run_once())
     await older.wait_frames(3)
-    newer = TickClient(f"ws://127.0.0.1:{beta.port}/", "taken")
+    newer = TickClient(beta.extra["ws_url"], "taken")
     stop = asyncio.Event()
     newer_run = asyncio.create_task(newer.run_once(stop))
     try:
@@ -75,25 +75,15 @@ async def test_cluster__takeover_across_nodes_closes_the_older_connection(cluste
 async def test_cluster__reload_resumes_exactly_on_another_node(cluster):
     """A clean disconnect records the exact count: the next connection goes on at last + 1."""
     alpha, beta = cluster.nodes
-    first = TickClient(f"ws://127.0.0.1:{alpha.port}/", "reload")
-    stop = asyncio.Event()
-    run = asyncio.create_task(first.run_once(stop))
-    await first.wait_frames(3)
-    stop.set()
-    await run
-    second = TickClient(f"ws://127.0.0.1:{beta.port}/", "reload")
-    stop = asyncio.Event()
-    run = asyncio.create_task(second.run_once(stop))
-    await second.wait_frames(2)
-    stop.set()
-    await run
+    first = await frames_from(alpha.extra["ws_url"], "reload", 3)
+    second = await frames_from(beta.extra["ws_url"], "reload", 2)
     assert second.frames[0].n == first.frames[-1].n + 1
 
 
 async def test_cluster__redis_outage_does_not_interrupt_ticks(cluster):
     """Redis stopped mid-stream: frames keep coming on time; after restart the state catches up."""
     alpha, beta = cluster.nodes
-    client = TickClient(f"ws://127.0.0.1:{alpha.port}/", "outage")
+    client = TickClient(alpha.extra["ws_url"], "outage")
     stop = asyncio.Event()
     run = asyncio.create_task(client.run_once(stop))
     try:
@@ -115,12 +105,7 @@ async def test_cluster__redis_outage_does_not_interrupt_ticks(cluster):
     assert max(gaps) < 2 * INTERVAL + 0.3, f"frames stalled: max gap {max(gaps):.2f}s"
     assert_continuous(client.counts())
     # The other node now resumes from what the first wrote back.
-    follower = TickClient(f"ws://127.0.0.1:{beta.port}/", "outage")
-    stop = asyncio.Event()
-    run = asyncio.create_task(follower.run_once(stop))
-    await follower.wait_frames(1)
-    stop.set()
-    await run
+    follower = await frames_from(beta.extra["ws_url"], "outage", 1)
     assert follower.frames[0].n == client.frames[-1].n + 1
 
 
@@ -129,26 +114,13 @@ async def test_cluster__sessions_expire(tmp_path):
     running = start_cluster(names=("gamma-node", "delta-node"), with_haproxy=False, env={
         "WSTIME_TICK_INTERVAL": str(INTERVAL), "WSTIME_SESSION_TTL": "2", **data_dir_env(tmp_path)})
     try:
-        node = running.nodes[0]
-        client = TickClient(f"ws://127.0.0.1:{node.port}/", "forget-me")
-        stop = asyncio.Event()
-        run = asyncio.create_task(client.run_once(stop))
-        await client.wait_frames(3)
-        stop.set()
-        await run
-        import redis
-
+        await frames_from(running.nodes[0].extra["ws_url"], "forget-me", 3)
         r = redis.Redis(port=running.redis.port)
         assert r.keys("wstime:sessions:*")
         # TTL 2 s in buckets of 1 s: gone within TTL + two buckets.
         await asyncio.to_thread(wait_for, lambda: not r.keys("wstime:sessions:*"), timeout=6,
                                 what="session keys to expire")
-        again = TickClient(f"ws://127.0.0.1:{running.nodes[1].port}/", "forget-me")
-        stop = asyncio.Event()
-        run = asyncio.create_task(again.run_once(stop))
-        await again.wait_frames(1)
-        stop.set()
-        await run
+        again = await frames_from(running.nodes[1].extra["ws_url"], "forget-me", 1)
         assert again.frames[0].n == 0
     finally:
         running.stop()

@@ -78,3 +78,16 @@ class TickClient:
 
     def counts(self) -> list[int]:
         return [frame.n for frame in self.frames]
+
+
+async def frames_from(url: str, client_id: str, count: int) -> TickClient:
+    """Connect, take ``count`` frames, close cleanly; return the client with its frames."""
+    client = TickClient(url, client_id)
+    stop = asyncio.Event()
+    run = asyncio.create_task(client.run_once(stop))
+    try:
+        await client.wait_frames(count)
+    finally:
+        stop.set()
+        await run
+    return client
