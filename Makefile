@@ -33,8 +33,23 @@ demo: system-packages venv
 test: system-packages venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: system-packages venv
-	$(PY) -m bench.run
+NODE_BASELINE := bench/baselines/node
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+# The Node ws baseline needs npm (Debian's nodejs/npm, or the machine's own).
+bench: system-packages venv $(BENCH_STAMP)
+	@if command -v npm >/dev/null 2>&1; then \
+	  test -d $(NODE_BASELINE)/node_modules/ws || (cd $(NODE_BASELINE) && npm ci --no-audit --no-fund); \
+	  $(PY) -m bench.run $(BENCH_ARGS); \
+	else \
+	  echo "npm not found: running without the Node ws baseline"; \
+	  $(PY) -m bench.run --skip-node $(BENCH_ARGS); \
+	fi
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis
 
 from localcluster.processes import restart_redis
 from timer.sessions.records import CLOSED, LIVE, SessionRecord
 from timer.sessions.redis_store import KEY_PREFIX, RedisSessionStore
+from timer.sessions.store import SessionStoreBusy
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +131,29 @@ async def test_redis_store__outage_falls_back_to_memory_and_writes_back(store, r
         assert opening.stored and opening.last_n == 12
     finally:
         restarted.stop()
+
+
+async def test_redis_store__slow_redis_refuses_rather_than_guessing(redis_server):
+    """A Redis that answers too late raises SessionStoreBusy: no count is made up from memory."""
+    slow = RedisSessionStore.from_url(redis_server.extra["url"], ttl=60, pool_size=2,
+                                      socket_timeout=0.3)
+    blocker = redis.Redis(port=redis_server.port)
+    busy_for_a_second = """
+        local start = redis.call('TIME')
+        while true do
+          local now = redis.call('TIME')
+          if (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 1000000 then break end
+        end
+        return 1"""
+    try:
+        await slow.open("warm-up", "nodeA#0")
+        blocking = asyncio.get_running_loop().run_in_executor(None, blocker.eval,
+                                                              busy_for_a_second, 0)
+        await asyncio.sleep(0.1)
+        with pytest.raises(SessionStoreBusy):
+            await slow.open("henry", "nodeA#1")
+        await blocking
+        assert slow.available  # slow is not down: no fallback, no outage logged
+    finally:
+        await slow.aclose()
+        blocker.close()

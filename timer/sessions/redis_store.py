@@ -12,8 +12,9 @@ Two kinds of keys:
   same for ten connections or ten thousand. A node's checkpoint touches only its own hash, so it
   can never overwrite a session another node has just taken over.
 
-When Redis cannot be reached the store answers from this process's memory and keeps what it
-could not write; the next successful checkpoint writes the live sessions back, and the closed
+When Redis cannot be reached (connection refused) the store answers from this process's memory
+and keeps what it could not write; when it is reachable but slow, opening a session raises
+:class:`~timer.sessions.store.SessionStoreBusy` rather than guess a count; the next successful checkpoint writes the live sessions back, and the closed
 ones are written back by :meth:`flush_pending`.
 """
 
@@ -26,11 +27,12 @@ from collections.abc import Callable, Iterable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .memory import MemorySessionStore
 from .records import CLOSED, LIVE, SessionRecord, resume_last
 from .redis_scripts import CLOSE, OPEN
-from .store import Opening
+from .store import Opening, SessionStoreBusy
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +66,17 @@ class RedisSessionStore:
         self.errors = 0  # failed Redis calls since start, for /metrics
 
     @classmethod
-    def from_url(cls, url: str, *, ttl: float, pool_size: int) -> RedisSessionStore:
-        # A blocking pool waits for a free connection under bursts instead of raising
-        # MaxConnectionsError; the short timeouts let an outage fail fast to the fallback.
+    def from_url(cls, url: str, *, ttl: float, pool_size: int,
+                 socket_timeout: float = 5.0) -> RedisSessionStore:
+        # A blocking pool waits for a free connection under bursts (a failover's handshakes)
+        # instead of raising MaxConnectionsError. An unreachable Redis fails fast at connect
+        # (1 s), which frees the pool; a reply slower than socket_timeout is SessionStoreBusy.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=pool_size,
-            timeout=2,
+            timeout=30,
             socket_connect_timeout=1,
-            socket_timeout=2,
+            socket_timeout=socket_timeout,
             health_check_interval=15,
         )
         return cls(aioredis.Redis(connection_pool=pool), ttl=ttl)
@@ -99,6 +103,10 @@ class RedisSessionStore:
         try:
             raw, live = await self._open(keys=self._keys(), args=[
                 client_id, token, self._expiry_ms(), LIVE_PREFIX])
+        except RedisTimeoutError as exc:
+            # Redis (or this busy process) is slow, not gone: the claim may even have been
+            # made. Starting the count from memory could repeat or reset it, so refuse.
+            raise SessionStoreBusy("the session store did not answer in time") from exc
         except RedisError as exc:
             self._mark(False, "open", exc)
             opening = await self.local.open(client_id, token)

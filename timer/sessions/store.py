@@ -17,6 +17,10 @@ class Opening:
     stored: bool = True  # False when the shared store was unreachable and memory answered
 
 
+class SessionStoreBusy(Exception):
+    """The shared store is reachable but did not answer in time; try the handshake later."""
+
+
 class SessionStore(Protocol):
     """The in-memory store (one node) and the Redis store (a cluster) both look like this."""
 
