@@ -1,0 +1,29 @@
+"""The daphne/autobahn adjustments that do not need a running server."""
+
+import pprint
+
+from timer import daphne_support
+
+
+def test_lazy_pformat__formats_only_when_written():
+    """The stand-in formats like pformat, on demand."""
+    value = {"b": [1, 2, 3], "a": "x" * 100}
+    assert str(daphne_support.LazyPformat(value)) == pprint.pformat(value)
+
+
+def test_install__idempotent_and_keeps_timings_printable():
+    """Installing twice changes nothing; autobahn's Timings still print as text."""
+    daphne_support.install()
+    daphne_support.install()
+    import autobahn.websocket.protocol as autobahn_protocol
+
+    timings = autobahn_protocol.Timings()
+    timings.track("open")
+    assert str(timings).startswith("{'open': ")
+    assert isinstance(autobahn_protocol.pformat([1]), daphne_support.LazyPformat)
+
+
+def test_sendable_close_codes__registered_and_private_ranges_only():
+    """1012, 1013, 1009 and 4001 may be sent; 1005/1006/1015 never appear on the wire."""
+    assert {1000, 1009, 1012, 1013, 4001} <= daphne_support.SENDABLE_CLOSE_CODES
+    assert not {1004, 1005, 1006, 1015, 999, 5000} & daphne_support.SENDABLE_CLOSE_CODES
