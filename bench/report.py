@@ -1,4 +1,4 @@
-"""Judge a run against issue 6's targets and render it as Markdown. Pure: dicts in, text out."""
+"""Judge a run against the performance targets and render it as Markdown. Pure: dicts in, text out."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from .servers import NODE_WS, WSTIME
 
-# Issue 6's targets, per node process with the Redis layer on.
+# The performance targets, per node process with the Redis layer on.
 DELIVERED_MIN_PCT = 99.9
 JITTER_P99_MAX_MS = 100.0
 CPU_VS_NODE_MAX = 3.0
@@ -157,7 +157,7 @@ def render(result: dict[str, Any]) -> str:
         lines += _render_failover(failover)
     verdicts = result.get("targets", [])
     if verdicts:
-        lines += ["## Targets (issue 6)", "", "| target | where | measured | verdict |",
+        lines += ["## Targets", "", "| target | where | measured | verdict |",
                   "|---|---|---|---|"]
         for v in verdicts:
             lines.append(f"| {v['target']} | {v['where']} | {_fmt(v['value'], 2)} "

@@ -43,6 +43,7 @@ from .names import random_name
 from .sessions.memory import MemorySessionStore
 from .sessions.store import Opening, SessionStore
 from .shedding import Shedder
+from .sessions.records import LIVE
 from .sessions.redis_store import RedisSessionStore
 
 logger = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ class Node:
             self.counters.sessions_resumed += 1
         if not opening.stored:
             self.counters.sessions_unstored += 1
-        if (previous is not None and previous.state == "L" and previous.token != token
+        if (previous is not None and previous.state == LIVE and previous.token != token
                 and previous.owner_channel and previous.owner_channel != self.channel_name):
             await self._send_takeover(previous.owner_channel, client_id, previous.token)
         return opening
