@@ -27,3 +27,13 @@ def test_sendable_close_codes__registered_and_private_ranges_only():
     """1012, 1013, 1009 and 4001 may be sent; 1005/1006/1015 never appear on the wire."""
     assert {1000, 1009, 1012, 1013, 4001} <= daphne_support.SENDABLE_CLOSE_CODES
     assert not {1004, 1005, 1006, 1015, 999, 5000} & daphne_support.SENDABLE_CLOSE_CODES
+
+
+def test_install_eager_writes__idempotent():
+    """Twisted's TCP write is wrapped once, however often it is installed."""
+    from twisted.internet import tcp
+
+    daphne_support.install_eager_writes()
+    wrapped = tcp.Connection.write
+    daphne_support.install_eager_writes()
+    assert tcp.Connection.write is wrapped and wrapped.eager

@@ -13,6 +13,12 @@ And one cost it pays on every connection: autobahn formats its configuration wit
 for a debug log line even when debug logging is off, which a profile showed at 16-21 % of the
 node's CPU during a burst of handshakes. :func:`install` makes that formatting lazy.
 
+And one cost Twisted pays on every write: a transport buffers each write and registers the
+socket with the event loop for writability (``add_writer``, then ``remove_writer`` once sent),
+even when the socket could take the bytes at once. With a frame per connection per second,
+that registration dance was about a quarter of a busy node's CPU in a profile. Eager writes send
+straight away when nothing is buffered, and fall back to Twisted's path for whatever is left.
+
 All are applied once, by :func:`install`, from ``wstime/asgi.py``. Everything else goes through
 daphne's own code; when daphne gains these features this module can go.
 """
@@ -48,8 +54,33 @@ class LazyPformat:
     __repr__ = __str__
 
 
+def install_eager_writes() -> None:
+    """Make Twisted TCP transports send at once when their buffer is empty (idempotent)."""
+    from twisted.internet import tcp
+
+    if getattr(tcp.Connection.write, "eager", False):
+        return
+    buffered_write = tcp.Connection.write
+
+    def write(self, data):
+        if (data and type(data) is bytes and self.connected and not self._writeDisconnected
+                and not self.disconnecting and not self._tempDataBuffer
+                and self.offset >= len(self.dataBuffer)):
+            try:
+                sent = self.socket.send(data)
+            except OSError:
+                sent = 0  # EAGAIN, or a broken socket that Twisted's own write path reports
+            if sent == len(data):
+                return
+            data = data[sent:]
+        buffered_write(self, data)
+
+    write.eager = True
+    tcp.Connection.write = write
+
+
 def install() -> None:
-    """Teach daphne close codes, reasons and denials; make autobahn's debug formatting lazy."""
+    """Teach daphne close codes, reasons and denials; lazy debug formatting; eager writes."""
     global _installed
     if _installed:
         return
@@ -97,4 +128,5 @@ def install() -> None:
 
     WebSocketProtocol.handle_reply = handle_reply
     WebSocketProtocol.failHandshake = fail_handshake
+    install_eager_writes()
     _installed = True

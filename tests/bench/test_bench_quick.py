@@ -42,6 +42,6 @@ def test_bench_quick__runs_every_scenario_and_writes_figures(tmp_path):
 
     recovery = result["failover"]["recovery"]
     assert recovery["affected"] > 0 and recovery["recovered"] > 0
-    assert result["targets"], "the run was judged against issue 6's targets"
+    assert result["targets"], "the run was judged against the performance targets"
     assert "| wstime |" in markdown_file.read_text()
     assert "| wstime |" in completed.stdout
