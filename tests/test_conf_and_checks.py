@@ -121,3 +121,14 @@ def test_readme__documents_every_setting():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [s.name for s in SETTINGS if f"| `{s.name}` |" not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize("environ, name", [
+    ({"WSTIME_DRAIN_NOTICE": "10", "WSTIME_DRAIN_WINDOW": "20"}, "WSTIME_DRAIN_DEADLINE"),
+    ({"WSTIME_SHED_LEVEL": "0.5"}, "WSTIME_SHED_LEVEL"),
+])
+def test_load_config__settings_that_must_agree(environ, name):
+    """A drain that cannot finish in time, or shedding below the health threshold, is refused."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ, SimpleNamespace())
+    assert [problem[0] for problem in caught.value.problems] == [name]

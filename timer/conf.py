@@ -311,6 +311,20 @@ def raw_value(name: str, environ: Mapping[str, str], django_settings: Any) -> An
     return getattr(django_settings, name, _BY_NAME[name].default)
 
 
+_CROSS_CHECKS: tuple[tuple[Callable[[dict[str, Any]], bool], str, str], ...] = (
+    (lambda v: v["health_recovery_margin"] >= v["health_threshold"],
+     "WSTIME_HEALTH_RECOVERY_MARGIN",
+     "must be smaller than WSTIME_HEALTH_THRESHOLD, or a full node would never recover"),
+    (lambda v: v["drain_notice"] + v["drain_window"] >= v["drain_deadline"],
+     "WSTIME_DRAIN_DEADLINE",
+     "must exceed WSTIME_DRAIN_NOTICE + WSTIME_DRAIN_WINDOW, or a drain cannot finish"),
+    (lambda v: v["shed_level"] <= v["health_threshold"],
+     "WSTIME_SHED_LEVEL",
+     "must be above WSTIME_HEALTH_THRESHOLD: shedding is for a node already refusing new "
+     "connections"),
+)
+
+
 def load_config(environ: Mapping[str, str], django_settings: Any) -> Config:
     """Parse every setting; raise :class:`ConfigError` listing every one that is wrong."""
     values: dict[str, Any] = {}
@@ -322,22 +336,8 @@ def load_config(environ: Mapping[str, str], django_settings: Any) -> Config:
             )
         except ValueError as exc:
             problems.append((setting.name, str(exc)))
-    if not problems and values["health_recovery_margin"] >= values["health_threshold"]:
-        problems.append((
-            "WSTIME_HEALTH_RECOVERY_MARGIN",
-            "must be smaller than WSTIME_HEALTH_THRESHOLD, or a full node would never recover",
-        ))
-    if not problems and values["drain_notice"] + values["drain_window"] >= values["drain_deadline"]:
-        problems.append((
-            "WSTIME_DRAIN_DEADLINE",
-            "must exceed WSTIME_DRAIN_NOTICE + WSTIME_DRAIN_WINDOW, or a drain cannot finish",
-        ))
-    if not problems and values["shed_level"] <= values["health_threshold"]:
-        problems.append((
-            "WSTIME_SHED_LEVEL",
-            "must be above WSTIME_HEALTH_THRESHOLD: shedding is for a node already refusing "
-            "new connections",
-        ))
+    if not problems:  # the settings that must agree with each other, once each parses
+        problems = [(name, why) for broken, name, why in _CROSS_CHECKS if broken(values)]
     if problems:
         raise ConfigError(problems)
     return Config(**values)
