@@ -46,12 +46,6 @@ class PoliteClient(TickClient):
             except (OSError, websockets.InvalidHandshake, TimeoutError):
                 await asyncio.sleep(0.1)
 
-    def _record(self, text: str) -> None:
-        from .ticks import FRAME, Frame
-
-        match = FRAME.match(text)
-        self.frames.append(Frame(match["node"], int(match["n"]), time.monotonic()))
-
 
 async def test_drain__sigterm_closes_with_1012_and_clients_move_on(tmp_path):
     """SIGTERM: 503 draining at once, then 1012 closes; every client resumes on the other node."""

@@ -43,15 +43,23 @@ class TickClient:
                         text = await asyncio.wait_for(ws.recv(), timeout=0.2)
                     except TimeoutError:
                         continue
-                    match = FRAME.match(text)
-                    assert match, f"unexpected frame {text!r}"
-                    self.frames.append(Frame(match["node"], int(match["n"]), time.monotonic()))
+                    self._record(text)
             except websockets.ConnectionClosed as closed:
                 code = closed.rcvd.code if closed.rcvd else None
                 self.closes.append(code)
                 return code
+            await ws.close()
+            # Frames that arrived before the close handshake were sent to this client too:
+            # the server's recorded count includes them.
+            async for text in ws:
+                self._record(text)
         self.closes.append(1000)
         return 1000
+
+    def _record(self, text: str) -> None:
+        match = FRAME.match(text)
+        assert match, f"unexpected frame {text!r}"
+        self.frames.append(Frame(match["node"], int(match["n"]), time.monotonic()))
 
     async def run(self, stop: asyncio.Event, *, max_delay: float = 1.0) -> None:
         """Stay connected until ``stop``: reconnect with full-jitter backoff like the page."""
