@@ -63,7 +63,7 @@ class Hub:
         self.interval = interval
         self._clock = clock
         # Steps of at least 10 ms: finer is wasted wake-ups, coarser is visible jitter.
-        slots = max(1, min(20, int(interval / 0.01)))
+        slots = max(1, min(100, int(interval / 0.01)))
         self.wheel: TimingWheel[Connection] = TimingWheel(
             interval=interval, slots=slots, start=clock()
         )
