@@ -22,29 +22,17 @@ INTERVAL = 0.25
 
 
 class PoliteClient(TickClient):
-    """Reconnects after the hint of a 1012/1013 close, like the page; records the closes."""
-
-    reasons: list[str]
+    """Reconnects after the hint of a 1012/1013 close, like the page."""
 
     async def run(self, stop: asyncio.Event, *, max_delay: float = 1.0) -> None:
-        self.reasons = []
         while not stop.is_set():
             try:
-                async with websockets.connect(self._target(), open_timeout=5) as ws:
-                    self.connects += 1
-                    while not stop.is_set():
-                        try:
-                            text = await asyncio.wait_for(ws.recv(), timeout=0.2)
-                        except TimeoutError:
-                            continue
-                        self._record(text)
-            except websockets.ConnectionClosed as closed:
-                self.closes.append(closed.rcvd.code if closed.rcvd else None)
-                self.reasons.append(closed.rcvd.reason if closed.rcvd else "")
-                hint = hint_from_reason(self.reasons[-1])
-                await asyncio.sleep((hint or 100) / 1000)
+                await self.run_once(stop)
             except (OSError, websockets.InvalidHandshake, TimeoutError):
                 await asyncio.sleep(0.1)
+                continue
+            hint = hint_from_reason(self.reasons[-1])
+            await asyncio.sleep((hint if hint is not None else 100) / 1000)
 
 
 async def test_drain__sigterm_closes_with_1012_and_clients_move_on(tmp_path):

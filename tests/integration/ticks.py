@@ -28,6 +28,7 @@ class TickClient:
     client_id: str
     frames: list[Frame] = field(default_factory=list)
     closes: list[int | None] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # of the closes, same order
     connects: int = 0
 
     def _target(self) -> str:
@@ -47,6 +48,7 @@ class TickClient:
             except websockets.ConnectionClosed as closed:
                 code = closed.rcvd.code if closed.rcvd else None
                 self.closes.append(code)
+                self.reasons.append(closed.rcvd.reason if closed.rcvd else "")
                 return code
             await ws.close()
             # Frames that arrived before the close handshake were sent to this client too:
@@ -54,6 +56,7 @@ class TickClient:
             async for text in ws:
                 self._record(text)
         self.closes.append(1000)
+        self.reasons.append("")
         return 1000
 
     def _record(self, text: str) -> None:
