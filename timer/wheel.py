@@ -66,9 +66,3 @@ class TimingWheel(Generic[T]):
         for first, item in list(self._slots[step % self.slots].values()):
             if first <= step:
                 yield item
-
-    def items(self) -> Iterator[T]:
-        """Yield every item on the wheel."""
-        for slot in self._slots:
-            for _, item in list(slot.values()):
-                yield item
