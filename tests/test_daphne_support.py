@@ -37,3 +37,14 @@ def test_install_eager_writes__idempotent():
     wrapped = tcp.Connection.write
     daphne_support.install_eager_writes()
     assert tcp.Connection.write is wrapped and wrapped.eager
+
+
+def test_install_send_errors__idempotent_and_an_oserror():
+    """daphne's reply path raises for a frame it would drop, as ASGI 2.4 asks: an OSError."""
+    from daphne.server import Server
+
+    daphne_support.install_send_errors()
+    wrapped = Server.handle_reply
+    daphne_support.install_send_errors()
+    assert Server.handle_reply is wrapped and wrapped.raises_on_closed
+    assert issubclass(daphne_support.ClientDisconnected, OSError)

@@ -17,3 +17,7 @@ CLOSE_SERVICE_RESTART = 1012
 
 # The node sheds load because it is overloaded. Same hint as 1012; reconnect after it.
 CLOSE_TRY_AGAIN_LATER = 1013
+
+# A frame could not be sent for a reason other than the client leaving: a fault on the node.
+# Reconnect with backoff; the session resumes on this node or another.
+CLOSE_INTERNAL_ERROR = 1011

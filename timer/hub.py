@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from .close_codes import CLOSE_INTERNAL_ERROR
 from .wheel import TimingWheel
 
 logger = logging.getLogger(__name__)
@@ -164,12 +165,31 @@ class Hub:
             try:
                 await connection.send_text(self.frame(connection.last_n))
             except Exception as exc:  # noqa: BLE001 - one broken socket must not stop the others
-                # Usually a client that vanished between two frames: expected, so one line.
-                connection.last_n -= 1
-                self.stats.send_errors += 1
-                logger.info("node=%s client=%s event=send-failed error=%s; dropping it",
-                            self.node_name, connection.client_id, type(exc).__name__)
-                self.detach(connection)
+                await self._send_failed(connection, exc)
                 continue
             sent += 1
         self.stats.frames_sent += sent
+
+    async def _send_failed(self, connection: Connection, exc: Exception) -> None:
+        """Uncount a frame that was not sent and stop ticking its connection.
+
+        The connection stays attached: its disconnect, which persists the session with the
+        corrected count, detaches it. An ``OSError`` is the server saying the client is gone
+        (ASGI), so that disconnect is on its way; anything else is closed with 1011 so that it
+        comes.
+        """
+        connection.last_n -= 1
+        connection.closing = True
+        self.stats.send_errors += 1
+        if isinstance(exc, OSError):
+            # A client that closed while its frame was due: expected, so one line.
+            logger.info("node=%s client=%s event=send-failed error=%s; client is leaving",
+                        self.node_name, connection.client_id, type(exc).__name__)
+            return
+        logger.error("node=%s client=%s event=send-failed error=%r; closing with %d",
+                     self.node_name, connection.client_id, exc, CLOSE_INTERNAL_ERROR)
+        try:
+            await connection.close(CLOSE_INTERNAL_ERROR, "")
+        except Exception:  # noqa: BLE001 - its disconnect still detaches it
+            logger.exception("node=%s client=%s: closing after a failed send failed too",
+                             self.node_name, connection.client_id)

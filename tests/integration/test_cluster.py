@@ -26,6 +26,16 @@ def cluster(tmp_path):
     running.stop()
 
 
+async def wait_for_recorded_close(node, client_id: str) -> None:
+    """Wait until ``node`` logged the disconnect of ``client_id``: its exact count is stored.
+
+    A client that reconnects sooner (faster than any page reload) may race that write; the
+    other node then resumes from the live checkpoint, at + 1 or + 2.
+    """
+    await asyncio.to_thread(wait_for, lambda: f"client={client_id} event=disconnect" in node.log(),
+                            timeout=5, what=f"{node.name} to record {client_id}'s close")
+
+
 def assert_continuous(counts: list[int], *, resumes: int = 0) -> None:
     """Counts go up by one, except at most ``resumes`` steps of two; never back, never equal."""
     steps = [b - a for a, b in zip(counts, counts[1:])]
@@ -76,6 +86,7 @@ async def test_cluster__reload_resumes_exactly_on_another_node(cluster):
     """A clean disconnect records the exact count: the next connection goes on at last + 1."""
     alpha, beta = cluster.nodes
     first = await frames_from(alpha.extra["ws_url"], "reload", 3)
+    await wait_for_recorded_close(alpha, "reload")
     second = await frames_from(beta.extra["ws_url"], "reload", 2)
     assert second.frames[0].n == first.frames[-1].n + 1
 
@@ -105,22 +116,39 @@ async def test_cluster__redis_outage_does_not_interrupt_ticks(cluster):
     assert max(gaps) < 2 * INTERVAL + 0.3, f"frames stalled: max gap {max(gaps):.2f}s"
     assert_continuous(client.counts())
     # The other node now resumes from what the first wrote back.
+    await wait_for_recorded_close(alpha, "outage")
     follower = await frames_from(beta.extra["ws_url"], "outage", 1)
     assert follower.frames[0].n == client.frames[-1].n + 1
 
 
-async def test_cluster__sessions_expire(tmp_path):
-    """An abandoned session is forgotten after WSTIME_SESSION_TTL; Redis keeps no key for it."""
+@pytest.fixture
+def short_ttl_cluster(tmp_path):
     running = start_cluster(names=("gamma-node", "delta-node"), with_haproxy=False, env={
         "WSTIME_TICK_INTERVAL": str(INTERVAL), "WSTIME_SESSION_TTL": "2", **data_dir_env(tmp_path)})
-    try:
-        await frames_from(running.nodes[0].extra["ws_url"], "forget-me", 3)
-        r = redis.Redis(port=running.redis.port)
-        assert r.keys("wstime:sessions:*")
-        # TTL 2 s in buckets of 1 s: gone within TTL + two buckets.
-        await asyncio.to_thread(wait_for, lambda: not r.keys("wstime:sessions:*"), timeout=6,
-                                what="session keys to expire")
-        again = await frames_from(running.nodes[1].extra["ws_url"], "forget-me", 1)
-        assert again.frames[0].n == 0
-    finally:
-        running.stop()
+    yield running
+    running.stop()
+
+
+async def test_cluster__sessions_expire(short_ttl_cluster):
+    """An abandoned session is forgotten after WSTIME_SESSION_TTL; Redis keeps no key for it."""
+    running = short_ttl_cluster
+    await frames_from(running.nodes[0].extra["ws_url"], "forget-me", 3)
+    r = redis.Redis(port=running.redis.port)
+    assert r.keys("wstime:sessions:*")
+    # TTL 2 s in buckets of 1 s: gone within TTL + two buckets.
+    await asyncio.to_thread(wait_for, lambda: not r.keys("wstime:sessions:*"), timeout=6,
+                            what="session keys to expire")
+    again = await frames_from(running.nodes[1].extra["ws_url"], "forget-me", 1)
+    assert again.frames[0].n == 0
+
+
+async def test_cluster__connection_held_past_the_ttl_survives_its_node(short_ttl_cluster):
+    """The TTL counts time without a connection: a long connection's session outlives its claim."""
+    gamma, delta = short_ttl_cluster.nodes
+    client = TickClient(gamma.extra["ws_url"], "long-lived")
+    run = asyncio.create_task(client.run_once())
+    await client.wait_frames(int(3 * 2 / INTERVAL))  # three TTLs: its claim's bucket is gone
+    gamma.kill()
+    await asyncio.wait_for(run, timeout=5)
+    follower = await frames_from(delta.extra["ws_url"], "long-lived", 2)
+    assert_continuous(client.counts() + follower.counts(), resumes=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import urllib.request
 
 import pytest
@@ -61,3 +62,33 @@ def http_get_status(request: urllib.request.Request) -> int:
             return reply.status
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+@pytest.fixture
+def fast_node(tmp_path):
+    running = start_node(name="fast-node", env={
+        "WSTIME_TICK_INTERVAL": "0.05", **data_dir_env(tmp_path)})
+    yield running
+    running.stop()
+
+
+async def test_node__reloads_at_any_moment_resume_exactly(fast_node):
+    """A client closing cleanly, even as a frame is due, resumes at exactly last seen + 1.
+
+    Frames the node sends after the client's close frame arrived never reach the client, so the
+    node must not count them; forty closes at random moments of a 50 ms tick find that race.
+    """
+    url = f"{fast_node.extra['ws_url']}?id=reloader"
+    seen: list[list[int]] = []
+    for _ in range(40):
+        counts: list[int] = []
+        async with websockets.connect(url, origin=None) as ws:
+            for _ in range(2):
+                counts.append(int(FRAME.match(await asyncio.wait_for(ws.recv(), 5))["n"]))
+            await asyncio.sleep(random.uniform(0, 0.05))
+            await ws.close()
+            counts += [int(FRAME.match(text)["n"]) async for text in ws]
+        seen.append(counts)
+    broken = [(earlier, later) for earlier, later in zip(seen, seen[1:])
+              if later[0] != earlier[-1] + 1]
+    assert not broken, f"{len(broken)} of {len(seen) - 1} reloads did not resume at last + 1"

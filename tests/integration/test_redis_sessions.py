@@ -69,6 +69,41 @@ async def test_redis_store__checkpoint_of_a_dead_node_resumes_one_ahead(store):
     assert opening.last_n == 11
 
 
+async def test_redis_store__live_session_outlives_its_claim(store):
+    """A connection held longer than the TTL keeps its session: its node's checkpoints carry it."""
+    await store.open("ivy", "nodeA#1")
+    store._wall_clock.now += store.ttl + 3 * store.bucket_seconds  # the claim's bucket is gone
+    await store.checkpoint("nodeA", [("ivy", "nodeA#1", 500)])
+    opening = await store.open("ivy", "nodeB#1")  # nodeA was killed
+    assert opening.previous == SessionRecord(500, LIVE, "nodeA#1")
+    assert opening.last_n == 501
+    assert newest(store, "ivy") == SessionRecord(501, LIVE, "nodeB#1")
+
+
+async def test_redis_store__redis_losing_its_data_loses_no_live_session(store, redis_server):
+    """Redis restarted empty: the next checkpoint is enough for another node to resume."""
+    await store.open("jack", "nodeA#4")
+    await store.checkpoint("nodeA", [("jack", "nodeA#4", 30)])
+    redis_server.stop()
+    restarted = restart_redis(redis_server)
+    try:
+        assert await store.ping()
+        await store.checkpoint("nodeA", [("jack", "nodeA#4", 33)])
+        assert store.available
+        opening = await store.open("jack", "nodeB#1")
+        assert opening.previous == SessionRecord(33, LIVE, "nodeA#4")
+        assert opening.last_n == 34
+    finally:
+        restarted.stop()
+
+
+async def test_redis_store__a_dead_nodes_live_counts_expire_with_the_ttl(store):
+    """A node that stopped checkpointing a TTL ago no longer resumes anyone."""
+    await store.checkpoint("nodeA", [("kate", "nodeA#1", 8)])
+    store._wall_clock.now += store.ttl + 2 * store.bucket_seconds
+    assert (await store.open("kate", "nodeB#1")).previous is None
+
+
 async def test_redis_store__stale_writer_cannot_overwrite_a_takeover(store):
     """Once another connection claimed the session, the old one's checkpoint and close are ignored."""
     await store.open("dave", "nodeA#1")

@@ -7,10 +7,13 @@ Two kinds of keys:
   bucket that holds its id; buckets expire ``ttl`` after their last write, so abandoned sessions
   vanish with them and Redis memory follows the sessions of the last ``ttl`` seconds, not every
   session ever seen. Opening and closing a session are one script call each.
-- Live counts, one hash per node (``wstime:live:<node channel>``), replaced every interval by
-  one MULTI (DEL, HSET of every connection, PEXPIRE): the steady command rate of a node is the
-  same for ten connections or ten thousand. A node's checkpoint touches only its own hash, so it
-  can never overwrite a session another node has just taken over.
+- Live counts, one hash per node (``wstime:live:<node channel>``, client id ->
+  ``<count>|<token sequence>``), replaced every interval by one MULTI (DEL, HSET of every
+  connection, PEXPIRE, and the node's entry in the registry ``wstime:nodes``): the steady
+  command rate of a node is the same for ten connections or ten thousand. A node's checkpoint
+  touches only its own hash, so it can never overwrite a session another node has just taken
+  over. The live hashes also keep a session whose claim is gone: a connection held longer than
+  the TTL, or one whose claim a Redis restart lost (the next checkpoint writes it back).
 
 When Redis cannot be reached (connection refused) the store answers from this process's memory
 and keeps what it could not write; when it is reachable but slow, opening a session raises
@@ -26,6 +29,9 @@ import time
 from collections.abc import Callable, Iterable
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -38,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "wstime:sessions:"
 LIVE_PREFIX = "wstime:live:"
+NODES_KEY = "wstime:nodes"  # sorted set: node channel -> wall time of its last checkpoint
 
 
 class RedisSessionStore:
@@ -70,7 +77,10 @@ class RedisSessionStore:
                  socket_timeout: float = 5.0) -> RedisSessionStore:
         # A blocking pool waits for a free connection under bursts (a failover's handshakes)
         # instead of raising MaxConnectionsError. An unreachable Redis fails fast at connect
-        # (1 s), which frees the pool; a reply slower than socket_timeout is SessionStoreBusy.
+        # (1 s, twice), which frees the pool; a reply slower than socket_timeout is SessionStoreBusy.
+        # A pooled connection that Redis dropped (a restart) fails its next command: that
+        # command is retried once on a fresh connection (never a timed-out one, which may have
+        # run), so a restart is not an outage.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=pool_size,
@@ -78,6 +88,7 @@ class RedisSessionStore:
             socket_connect_timeout=1,
             socket_timeout=socket_timeout,
             health_check_interval=15,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         return cls(aioredis.Redis(connection_pool=pool), ttl=ttl)
 
@@ -87,6 +98,10 @@ class RedisSessionStore:
 
     def _expiry_ms(self) -> int:
         return int((self.ttl + self.bucket_seconds) * 1000)
+
+    def _oldest_live_checkpoint(self) -> float:
+        """Wall time before which a node that has not checkpointed since holds no session."""
+        return self._wall_clock() - self._expiry_ms() / 1000
 
     def _mark(self, ok: bool, action: str, exc: Exception | None = None) -> None:
         if not ok:
@@ -102,7 +117,8 @@ class RedisSessionStore:
         local_record = self.local.get(client_id)
         try:
             raw, live = await self._open(keys=self._keys(), args=[
-                client_id, token, self._expiry_ms(), LIVE_PREFIX])
+                client_id, token, self._expiry_ms(), LIVE_PREFIX, NODES_KEY,
+                self._oldest_live_checkpoint()])
         except RedisTimeoutError as exc:
             # Redis (or this busy process) is slow, not gone: the claim may even have been
             # made. Starting the count from memory could repeat or reset it, so refuse.
@@ -129,13 +145,18 @@ class RedisSessionStore:
                          entries: Iterable[tuple[str, str, int]]) -> None:
         """Replace this node's live counts with ``entries`` (client id, token, last count)."""
         key = self.live_key(owner_channel)
-        mapping = {client_id: last_n for client_id, _token, last_n in entries}
+        mapping = {client_id: f"{last_n}|{token.rpartition('#')[2]}"
+                   for client_id, token, last_n in entries}
+        expiry_ms = self._expiry_ms()
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(key)
                 if mapping:
                     pipe.hset(key, mapping=mapping)
-                    pipe.pexpire(key, self._expiry_ms())
+                    pipe.pexpire(key, expiry_ms)
+                pipe.zadd(NODES_KEY, {owner_channel: self._wall_clock()})
+                pipe.zremrangebyscore(NODES_KEY, "-inf", f"({self._oldest_live_checkpoint()}")
+                pipe.pexpire(NODES_KEY, expiry_ms)
                 await pipe.execute()
         except RedisError as exc:
             self._mark(False, "checkpoint", exc)
