@@ -59,7 +59,7 @@ async def test_hub__client_gone_mid_send__frame_uncounted_connection_left_to_dis
 
 
 async def test_hub__unexpected_send_error__closed_with_1011():
-    """Any other failure is a fault on the node: the connection is closed so it can go elsewhere."""
+    """Any other failure is a fault on the node: the connection is closed, to go elsewhere."""
     socket = Socket(fail_at=1, fail_with=RuntimeError("bug"))
     hub, connection = await tick_until_failure(socket)
     assert connection.last_n == -1 and socket.frames == []

@@ -124,7 +124,8 @@ async def test_cluster__redis_outage_does_not_interrupt_ticks(cluster):
 @pytest.fixture
 def short_ttl_cluster(tmp_path):
     running = start_cluster(names=("gamma-node", "delta-node"), with_haproxy=False, env={
-        "WSTIME_TICK_INTERVAL": str(INTERVAL), "WSTIME_SESSION_TTL": "2", **data_dir_env(tmp_path)})
+        "WSTIME_TICK_INTERVAL": str(INTERVAL), "WSTIME_SESSION_TTL": "2",
+        **data_dir_env(tmp_path)})
     yield running
     running.stop()
 

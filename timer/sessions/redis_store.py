@@ -17,8 +17,9 @@ Two kinds of keys:
 
 When Redis cannot be reached (connection refused) the store answers from this process's memory
 and keeps what it could not write; when it is reachable but slow, opening a session raises
-:class:`~timer.sessions.store.SessionStoreBusy` rather than guess a count; the next successful checkpoint writes the live sessions back, and the closed
-ones are written back by :meth:`flush_pending`.
+:class:`~timer.sessions.store.SessionStoreBusy` rather than guess a count. The next successful
+checkpoint writes the live sessions back, and the closed ones are written back by
+:meth:`flush_pending`.
 """
 
 from __future__ import annotations
@@ -77,10 +78,10 @@ class RedisSessionStore:
                  socket_timeout: float = 5.0) -> RedisSessionStore:
         # A blocking pool waits for a free connection under bursts (a failover's handshakes)
         # instead of raising MaxConnectionsError. An unreachable Redis fails fast at connect
-        # (1 s, twice), which frees the pool; a reply slower than socket_timeout is SessionStoreBusy.
-        # A pooled connection that Redis dropped (a restart) fails its next command: that
-        # command is retried once on a fresh connection (never a timed-out one, which may have
-        # run), so a restart is not an outage.
+        # (1 s, tried twice), which frees the pool; a reply slower than socket_timeout is
+        # SessionStoreBusy. A pooled connection that Redis dropped (a restart) fails its next
+        # command, which is retried once on a fresh connection, so a restart is not an outage;
+        # a timed-out command, which may have run, is never retried.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=pool_size,
