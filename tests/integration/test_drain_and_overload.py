@@ -143,8 +143,11 @@ async def test_drain__hundreds_of_clients_reconnect_spread_out(tmp_path):
     closed_at = sorted(t - start for t, _, _ in closes)
     assert closed_at[-1] >= 2.0, "closes were not spread over the drain window"
     reconnect_at = sorted(t - start + hint / 1000 for t, _, hint in closes)
-    # No 100 ms slot holds more than 3x its even share of the reconnects (300 over ~5 s).
+    assert reconnect_at[-1] - reconnect_at[0] >= 3.0, "reconnects within less than the window"
+    # Closes spread over the 3 s window, each delayed by a hint of 0-2 s: at the busiest, 300 / 3 s
+    # = 10 reconnects per 100 ms slot on average. A herd puts far more in one slot; chance alone
+    # puts more than 2.5x that in some slot about once in 4,000 runs.
     buckets: dict[int, int] = {}
     for moment in reconnect_at:
         buckets[int(moment * 10)] = buckets.get(int(moment * 10), 0) + 1
-    assert max(buckets.values()) <= 3 * 300 / (reconnect_at[-1] * 10), buckets
+    assert max(buckets.values()) <= 2.5 * 300 / (3 * 10), buckets
