@@ -45,3 +45,20 @@ def test_bench_quick__runs_every_scenario_and_writes_figures(tmp_path):
     assert result["targets"], "the run was judged against the performance targets"
     assert "| wstime |" in markdown_file.read_text()
     assert "| wstime |" in completed.stdout
+
+
+@pytest.mark.timeout(120)
+def test_handshake_cost__measures_each_server():
+    """`python -m bench.handshake_cost` ramps clients into each server and prints its cost."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.handshake_cost", "--connections", "200", "--rate", "100",
+         "--skip-node"],
+        cwd=REPO, capture_output=True, text=True, timeout=100,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1]
+            for line in completed.stdout.splitlines() if line.startswith("| ")}
+    for server in ("python-websockets", "wstime"):
+        established, failed, ms, _ratio, _per_core = (cell.strip() for cell in rows[server])
+        assert established == "200" and failed == "0"
+        float(ms)  # a figure, whatever its value on a busy machine
