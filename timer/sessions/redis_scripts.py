@@ -3,7 +3,7 @@
 Records are ``"<last_n>|<L or C>|<token>"`` (see records.py). KEYS are the bucket hashes, newest
 first; every write goes to KEYS[1] and renews its expiry. Scripts run on connect and close, never
 per interval: Redis counts the commands a script runs, so the periodic checkpoint is a plain
-MULTI of three commands instead (see redis_store.py).
+MULTI of six commands instead (see redis_store.py).
 """
 
 # Claim a session for a new connection. ARGV: client id, token, expiry in ms, live-hash prefix,
