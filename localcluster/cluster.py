@@ -47,13 +47,15 @@ def manage(env: Mapping[str, str], *args: str) -> str:
 def start_cluster(*, names: tuple[str, str] = ("node-one", "node-two"),
                   env: Mapping[str, str] | None = None, lb_port: int | None = None,
                   with_haproxy: bool = True, per_node_env: list[Mapping[str, str]] | None = None,
-                  with_agents: bool = True) -> Cluster:
+                  with_agents: bool = True,
+                  redis_data_dir: str | os.PathLike | None = None) -> Cluster:
     """Start Redis, two nodes named ``names`` and (optionally) HAProxy; stop all on failure.
 
     ``env`` goes to every node, ``per_node_env[i]`` to node ``i`` only. With ``with_agents`` each
-    node answers HAProxy's agent check on a port of its own.
+    node answers HAProxy's agent check on a port of its own. With ``redis_data_dir`` Redis keeps
+    its data there across restarts (see :func:`~localcluster.processes.start_redis`).
     """
-    redis = start_redis()
+    redis = start_redis(data_dir=redis_data_dir)
     cluster = Cluster(redis=redis, env={"WSTIME_REDIS_URL": redis.extra["url"], **(env or {})})
     try:
         migrate(cluster.env)

@@ -135,19 +135,30 @@ def _wait_started(managed: Managed, ready, timeout: float) -> Managed:
     return managed
 
 
-def start_redis(port: int | None = None, timeout: float = 10.0) -> Managed:
-    """Start a throwaway redis-server on loopback (no persistence)."""
+def start_redis(port: int | None = None, timeout: float = 10.0, *,
+                data_dir: str | os.PathLike | None = None) -> Managed:
+    """Start a throwaway redis-server on loopback.
+
+    Without ``data_dir`` nothing is persisted (a restart comes back empty). With it, Redis keeps
+    an append-only file there, synced on every write, so a restart (even after kill -9) comes
+    back with its data; the folder is the caller's and outlives :meth:`Managed.stop`.
+    """
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = port or free_port()
-    managed = _spawn("redis", [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "",
-                               "--appendonly", "no", "--protected-mode", "yes"], port=port)
+    persistence = ["--save", "", "--appendonly", "no"]
+    if data_dir is not None:
+        persistence = ["--save", "", "--appendonly", "yes", "--appendfsync", "always",
+                       "--dir", str(data_dir)]
+    managed = _spawn("redis", [binary, "--port", str(port), "--bind", LOOPBACK, *persistence,
+                               "--protected-mode", "yes"], port=port)
     managed.extra["url"] = f"redis://{LOOPBACK}:{port}/0"
+    managed.extra["data_dir"] = data_dir
     return _wait_started(managed, lambda: port_open(port), timeout)
 
 
 def restart_redis(managed: Managed, timeout: float = 10.0) -> Managed:
-    """Start Redis again on the same port after ``managed`` was stopped."""
-    return start_redis(managed.port, timeout)
+    """Start Redis again on the same port (and data folder, if any) after ``managed`` ended."""
+    return start_redis(managed.port, timeout, data_dir=managed.extra.get("data_dir"))
 
 
 def node_env(**overrides: str) -> dict[str, str]:

@@ -65,3 +65,52 @@ async def test_hub__unexpected_send_error__closed_with_1011():
     assert connection.last_n == -1 and socket.frames == []
     assert socket.closes == [CLOSE_INTERNAL_ERROR] and socket.attempts == 1
     assert hub.stats.send_errors == 1
+
+
+async def test_hub__lease__one_frame_past_the_stored_count_until_confirmed():
+    """With a shared store a connection gets at most one frame past its stored count; held
+    frames are not counted, and a checkpoint's confirm releases a just-held frame at once."""
+    interval = 0.1
+    hub = Hub(node_name="unit", interval=interval, clock=time.monotonic)
+    hub.lease = True
+    socket = Socket(fail_at=0, fail_with=RuntimeError("never raised"))
+    connection = Connection(client_id="c", token="t", last_n=4, send_text=socket.send_text,
+                            close=socket.close)
+    hub.attach(connection)
+    ticker = asyncio.create_task(hub.run_ticker())
+
+    async def held(count: int) -> None:
+        async with asyncio.timeout(5):
+            while hub.stats.frames_held < count:
+                await asyncio.sleep(0.002)
+
+    try:
+        await held(1)
+        assert socket.frames == ["unit: you have been connected for 5 seconds"]
+        assert connection.last_n == 5
+        await hub.confirm([(connection, 5)])
+        assert socket.frames[-1] == "unit: you have been connected for 6 seconds"
+        await held(2)
+        await asyncio.sleep(2.5 * interval)  # more due steps: still held
+        await hub.confirm([(connection, 5)])  # an older count raises nothing
+        assert len(socket.frames) == 2 and connection.last_n == 6
+        assert connection.persisted == 5
+    finally:
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+
+
+async def test_hub__no_lease__ticks_freely():
+    """Without a shared store (one node in memory) nothing holds frames back."""
+    hub = Hub(node_name="unit", interval=INTERVAL, clock=time.monotonic)
+    socket = Socket(fail_at=0, fail_with=RuntimeError("never raised"))
+    hub.attach(Connection(client_id="c", token="t", last_n=-1, send_text=socket.send_text,
+                          close=socket.close))
+    ticker = asyncio.create_task(hub.run_ticker())
+    try:
+        async with asyncio.timeout(5):
+            while len(socket.frames) < 4:
+                await asyncio.sleep(INTERVAL)
+    finally:
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)

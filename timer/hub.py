@@ -8,13 +8,20 @@ Rounds (one interval each) can be paced from outside: the node's clock pump send
 ``clock.tick`` per interval through the channel layer and :meth:`Hub.release_round` lets the
 round start. When that message is late (Redis down or slow), the ticker's own clock starts the
 round after ``grace`` seconds, so clients see no gap.
+
+With a shared store the ticker keeps each connection within its *lease*: frame ``n`` is sent only
+if ``n <= persisted + 1``, ``persisted`` being the count Redis holds for the connection (its
+claim, then each checkpoint that succeeded, reported by :meth:`Hub.confirm`). A frame outside the
+lease is not sent and not counted: the connection pauses, and resumes when a checkpoint
+succeeds. That makes the stored count + 1 an upper bound of what the client saw, whatever
+happens to the node. The check is one integer comparison per due connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from .close_codes import CLOSE_INTERNAL_ERROR
@@ -29,7 +36,8 @@ Close = Callable[[int, str], Awaitable[None]]  # close code, reason
 class Connection:
     """One open WebSocket as the ticker sees it."""
 
-    __slots__ = ("client_id", "token", "last_n", "send_text", "close", "closing")
+    __slots__ = ("client_id", "token", "last_n", "send_text", "close", "closing", "persisted",
+                 "owed_at")
 
     def __init__(self, *, client_id: str, token: str, last_n: int, send_text: SendText,
                  close: Close) -> None:
@@ -39,6 +47,9 @@ class Connection:
         self.send_text = send_text
         self.close = close
         self.closing = False
+        # The count the store holds for this connection: opening claimed last_n.
+        self.persisted = last_n
+        self.owed_at = 0.0  # when its last frame was held back by the lease
 
     def __repr__(self) -> str:
         return f"<Connection {self.client_id} n={self.last_n}>"
@@ -53,6 +64,7 @@ class TickerStats:
     rounds_by_layer: int = 0
     rounds_by_local_clock: int = 0
     steps_skipped: int = 0
+    frames_held: int = 0  # due frames not sent because the store had not confirmed the last one
 
 
 class Hub:
@@ -75,6 +87,8 @@ class Hub:
         self._released_round = -1
         self._round_waiter: asyncio.Future[None] | None = None
         self.paced_by_layer = False
+        self.lease = False  # True with a shared store: see the module docstring
+        self._owed: set[Connection] = set()  # connections whose due frame the lease held back
 
     def __len__(self) -> int:
         return len(self.by_client)
@@ -102,6 +116,34 @@ class Hub:
     def checkpoint_entries(self) -> list[tuple[str, str, int]]:
         """Return (client id, token, last count) of every connection, for one batched write."""
         return [(c.client_id, c.token, c.last_n) for c in self.by_client.values()]
+
+    def snapshot(self) -> list[tuple[Connection, int]]:
+        """Return every connection with its last count, for a checkpoint and its :meth:`confirm`."""
+        return [(c, c.last_n) for c in self.by_client.values()]
+
+    async def confirm(self, snapshot: Iterable[tuple[Connection, int]]) -> None:
+        """Raise leases to the counts a checkpoint stored, and release held-back frames.
+
+        A frame held back less than half an interval ago (its checkpoint was in flight when it
+        was due) is sent now, a few milliseconds late; an older one waits for its next due step,
+        so that after an outage frames keep their phases instead of leaving all at once.
+        """
+        for connection, count in snapshot:
+            if count > connection.persisted:
+                connection.persisted = count
+        if not self._owed:
+            return
+        now = self._clock()
+        owed, self._owed = self._owed, set()
+        sent = 0
+        for connection in owed:
+            if connection.closing or self.by_client.get(connection.client_id) is not connection:
+                continue
+            if connection.last_n > connection.persisted:
+                self._owed.add(connection)
+            elif now - connection.owed_at < self.interval / 2:
+                sent += await self._send(connection)
+        self.stats.frames_sent += sent
 
     def frame(self, n: int) -> str:
         return f"{self._frame_prefix}{n} seconds"
@@ -158,17 +200,28 @@ class Hub:
 
     async def _fire(self, step: int) -> None:
         sent = 0
+        lease = self.lease
+        now = self._clock()
         for connection in self.wheel.due(step):
             if connection.closing:
                 continue
-            connection.last_n += 1
-            try:
-                await connection.send_text(self.frame(connection.last_n))
-            except Exception as exc:  # noqa: BLE001 - one broken socket must not stop the others
-                await self._send_failed(connection, exc)
+            if lease and connection.last_n > connection.persisted:
+                connection.owed_at = now
+                self._owed.add(connection)
+                self.stats.frames_held += 1
                 continue
-            sent += 1
+            sent += await self._send(connection)
         self.stats.frames_sent += sent
+
+    async def _send(self, connection: Connection) -> int:
+        """Send the connection's next frame; return 1 if sent, 0 if the send failed."""
+        connection.last_n += 1
+        try:
+            await connection.send_text(self.frame(connection.last_n))
+        except Exception as exc:  # noqa: BLE001 - one broken socket must not stop the others
+            await self._send_failed(connection, exc)
+            return 0
+        return 1
 
     async def _send_failed(self, connection: Connection, exc: Exception) -> None:
         """Uncount a frame that was not sent and stop ticking its connection.

@@ -122,11 +122,15 @@ class Node:
         cfg = self.config
         self.hub = Hub(node_name=self.name, interval=cfg.tick_interval, clock=loop.time)
         if cfg.redis_url:
+            # Opens wait out this grace after Redis lost its data: three checkpoints of every
+            # node, time for each to write its recently closed sessions back.
             self.store = RedisSessionStore.from_url(
-                cfg.redis_url, ttl=cfg.session_ttl, pool_size=cfg.redis_pool_size
+                cfg.redis_url, ttl=cfg.session_ttl, pool_size=cfg.redis_pool_size,
+                recovery_grace=max(1.0, 3 * cfg.tick_interval),
             )
         else:
             self.store = MemorySessionStore(ttl=cfg.session_ttl)
+        self.hub.lease = self.store.shared
         self.tasks = [supervise.supervise("ticker", self.hub.run_ticker)]
         if self.layer is not None:
             self.channel_name = await self._new_channel()
@@ -361,18 +365,30 @@ class Node:
                            stale=report.status == STALE)
 
     async def _run_housekeeping(self) -> None:
-        """Once per interval: checkpoint the counts (shared store), write back after outages."""
+        """Once per interval: checkpoint the counts (shared store), write back after outages.
+
+        A checkpoint that Redis stored raises every connection's lease to the counts it wrote
+        (see :mod:`timer.hub`); one that failed raises nothing, so connections pause at most one
+        frame past what Redis holds until a later one succeeds.
+        """
         assert self.hub is not None and self.store is not None
         store: Any = self.store
+        hub = self.hub
         interval = self.config.tick_interval
         loop = asyncio.get_running_loop()
-        swept_at = loop.time()
+        swept_at = next_at = loop.time()
         while True:
-            await asyncio.sleep(interval)
+            # Deadlines, not sleep(interval): the checkpoint keeps its phase against the frames.
+            next_at = max(next_at + interval, loop.time())
+            await asyncio.sleep(next_at - loop.time())
             if store.shared:
-                await store.checkpoint(self.channel_name, self.hub.checkpoint_entries())
-                if store.available and store.pending_closes:
+                if store.pending_closes:
                     await store.flush_pending()
+                snapshot = hub.snapshot()
+                stored = await store.checkpoint(
+                    self.channel_name, [(c.client_id, c.token, n) for c, n in snapshot])
+                if stored:
+                    await hub.confirm(snapshot)
             if loop.time() - swept_at >= SWEEP_EVERY:
                 store.expire()
                 swept_at = loop.time()

@@ -3,33 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import time
 
 import pytest
 import redis
 
-from localcluster.processes import restart_redis
+from localcluster.cluster import data_dir_env, start_cluster
+from localcluster.processes import restart_redis, start_redis
 from timer.sessions.records import CLOSED, LIVE, SessionRecord
 from timer.sessions.redis_store import KEY_PREFIX, RedisSessionStore
 from timer.sessions.store import SessionStoreBusy
 
+from .ticks import TickClient, frames_from
+
 pytestmark = pytest.mark.integration
 
 
-class Clock:
-    """A settable wall clock for bucket arithmetic."""
+def make_store(redis_server, *, ttl: float = 60, skew: float = 0.0,
+               **kwargs) -> RedisSessionStore:
+    """A store on ``redis_server`` whose wall clock is off by ``skew`` seconds.
 
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+    Its recovery grace is zero unless given: only the test of that grace waits it out.
+    """
+    kwargs.setdefault("recovery_grace", 0.0)
+    store = RedisSessionStore.from_url(redis_server.extra["url"], ttl=ttl, pool_size=4, **kwargs)
+    store._wall_clock = lambda: time.time() + skew
+    return store
 
 
 @pytest.fixture
 async def store(redis_server):
-    clock = Clock()
-    session_store = RedisSessionStore.from_url(redis_server.extra["url"], ttl=60, pool_size=4)
-    session_store._wall_clock = clock
+    session_store = make_store(redis_server)
+    yield session_store
+    await session_store.aclose()
+
+
+@pytest.fixture
+async def short_store(redis_server):
+    """A store whose sessions live 0.4 s (buckets of 0.1 s): expiry tests wait on Redis's clock."""
+    session_store = make_store(redis_server, ttl=0.4)
     yield session_store
     await session_store.aclose()
 
@@ -37,7 +51,9 @@ async def store(redis_server):
 def newest(store, client_id) -> SessionRecord | None:
     """The newest claim record of ``client_id``, read with a plain client."""
     client = redis.Redis(port=store._redis.connection_pool.connection_kwargs["port"])
-    for key in store._keys():
+    keys = sorted(client.keys(KEY_PREFIX + "*"), key=lambda key: int(key.rsplit(b":", 1)[1]),
+                  reverse=True)
+    for key in keys:
         value = client.hget(key, client_id)
         if value is not None:
             return SessionRecord.decode(value)
@@ -63,17 +79,19 @@ async def test_redis_store__closed_session_resumes_exactly(store):
 async def test_redis_store__checkpoint_of_a_dead_node_resumes_one_ahead(store):
     """A live checkpoint may lag the client by one frame: resume counts it as seen."""
     await store.open("carol", "nodeA#1")
-    await store.checkpoint("nodeA", [("carol", "nodeA#1", 10)])
+    assert await store.checkpoint("nodeA", [("carol", "nodeA#1", 10)])
     opening = await store.open("carol", "nodeB#1")  # nodeA was killed
     assert opening.previous == SessionRecord(10, LIVE, "nodeA#1")
     assert opening.last_n == 11
 
 
-async def test_redis_store__live_session_outlives_its_claim(store):
+async def test_redis_store__live_session_outlives_its_claim(short_store):
     """A connection held longer than the TTL keeps its session: its node's checkpoints carry it."""
+    store = short_store
     await store.open("ivy", "nodeA#1")
-    store._wall_clock.now += store.ttl + 3 * store.bucket_seconds  # the claim's bucket is gone
-    await store.checkpoint("nodeA", [("ivy", "nodeA#1", 500)])
+    await asyncio.sleep(store.ttl + 3 * store.bucket_seconds)  # the claim's bucket is gone
+    assert newest(store, "ivy") is None
+    assert await store.checkpoint("nodeA", [("ivy", "nodeA#1", 500)])
     opening = await store.open("ivy", "nodeB#1")  # nodeA was killed
     assert opening.previous == SessionRecord(500, LIVE, "nodeA#1")
     assert opening.last_n == 501
@@ -97,10 +115,11 @@ async def test_redis_store__redis_losing_its_data_loses_no_live_session(store, r
         restarted.stop()
 
 
-async def test_redis_store__a_dead_nodes_live_counts_expire_with_the_ttl(store):
+async def test_redis_store__a_dead_nodes_live_counts_expire_with_the_ttl(short_store):
     """A node that stopped checkpointing a TTL ago no longer resumes anyone."""
-    await store.checkpoint("nodeA", [("kate", "nodeA#1", 8)])
-    store._wall_clock.now += store.ttl + 2 * store.bucket_seconds
+    store = short_store
+    assert await store.checkpoint("nodeA", [("kate", "nodeA#1", 8)])
+    await asyncio.sleep(store.ttl + 2 * store.bucket_seconds)
     assert (await store.open("kate", "nodeB#1")).previous is None
 
 
@@ -132,40 +151,126 @@ async def test_redis_store__checkpoint_is_one_command_whatever_the_connection_co
     assert small == large
 
 
-async def test_redis_store__sessions_expire_with_their_buckets(store, redis_server):
+async def test_redis_store__sessions_expire_with_their_buckets(short_store, redis_server):
     """Abandoned sessions vanish after the TTL: Redis keeps only recent buckets."""
+    store = short_store
     client = redis.Redis(port=redis_server.port)
     await store.open("erin", "nodeA#1")
     await store.close("erin", "nodeA#1", 3)
     ttl_ms = max(client.pttl(key) for key in client.keys(KEY_PREFIX + "*"))
     assert 0 < ttl_ms <= (store.ttl + store.bucket_seconds) * 1000
-    other_node = RedisSessionStore.from_url(redis_server.extra["url"], ttl=60, pool_size=4)
-    other_node._wall_clock = Clock(store._wall_clock.now + store.ttl + 2 * store.bucket_seconds)
-    try:
-        opening = await other_node.open("erin", "nodeB#1")
-    finally:
-        await other_node.aclose()
-    assert opening.previous is None  # beyond the buckets read: forgotten
+    await asyncio.sleep(store.ttl + 2 * store.bucket_seconds)
+    assert not client.keys(KEY_PREFIX + "*")
+    assert (await store.open("erin", "nodeB#1")).previous is None
 
 
-async def test_redis_store__outage_falls_back_to_memory_and_writes_back(store, redis_server):
-    """With Redis down the store answers from memory; closes are written back on recovery."""
+async def test_redis_store__outage_refuses_opens_and_writes_closes_back(store, redis_server):
+    """With Redis down, opens raise SessionStoreBusy (no count from memory) and checkpoints
+    report failure; the held close is written back when Redis returns."""
     await store.open("frank", "nodeA#1")
-    await store.close("frank", "nodeA#1", 9)
+    assert await store.checkpoint("nodeA", [("frank", "nodeA#1", 9)])
     redis_server.stop()
-    opening = await store.open("frank", "nodeA#2")
-    assert not opening.stored and opening.last_n == 9
+    with pytest.raises(SessionStoreBusy):
+        await store.open("frank", "nodeA#2")
     assert not store.available
-    await store.close("frank", "nodeA#2", 12)
-    await store.checkpoint("nodeA", [("grace", "nodeA#3", 4)])  # fails quietly
-    restarted = restart_redis(redis_server)
+    await store.close("frank", "nodeA#1", 10)
+    assert store.pending_closes == 1
+    assert not await store.checkpoint("nodeA", [("grace", "nodeA#3", 4)])
+    restarted = restart_redis(redis_server)  # empty
+    other = make_store(restarted)
     try:
-        assert await store.ping()
-        assert await store.flush_pending() == 1
-        opening = await store.open("frank", "nodeB#1")
-        assert opening.stored and opening.last_n == 12
+        assert await store.checkpoint("nodeA", [("grace", "nodeA#3", 4)])
+        assert store.available and store.pending_closes == 0
+        assert (await other.open("frank", "nodeB#1")).last_n == 10
     finally:
+        await other.aclose()
         restarted.stop()
+
+
+async def test_redis_store__held_close_is_kept_through_restart_with_data(tmp_path):
+    """Redis killed and restarted with its data: until the held close is written, the node's
+    checkpoint keeps its count live, so another node resumes past it; a stale write-back that
+    would lower the newer claim is refused and counted."""
+    server = start_redis(data_dir=tmp_path)
+    store, other = make_store(server), make_store(server)
+    try:
+        await store.open("gus", "nodeA#1")
+        assert await store.checkpoint("nodeA", [("gus", "nodeA#1", 5)])
+        server.kill()
+        await store.close("gus", "nodeA#1", 8)
+        server = restart_redis(server)
+        assert newest(store, "gus") == SessionRecord(-1, LIVE, "nodeA#1")  # the AOF kept it
+        assert await store.checkpoint("nodeA", [])
+        assert store.pending_closes == 1  # same data: nothing replayed
+        assert (await other.open("gus", "nodeB#1")).last_n == 9
+        assert await store.flush_pending() == 0
+        assert store.refused_writes == 1
+        assert newest(store, "gus") == SessionRecord(9, LIVE, "nodeB#1")
+    finally:
+        await store.aclose()
+        await other.aclose()
+        server.stop()
+
+
+async def test_redis_store__write_back_never_loses_to_a_lower_record(store):
+    """Max wins: a close under a token Redis never saw still raises a lower record's count,
+    and a close lower than a newer connection's record is refused and counted."""
+    await store.open("hal", "nodeA#1")
+    await store.close("hal", "nodeA#1", 4)
+    await store.close("hal", "nodeA#2", 14)  # a connection whose claim never reached Redis
+    assert newest(store, "hal").last_n == 14
+    assert (await store.open("hal", "nodeB#1")).last_n >= 14
+    await store.close("hal", "nodeA#3", 10)
+    assert store.refused_writes == 1
+    assert newest(store, "hal").last_n >= 14
+
+
+async def test_redis_store__skewed_clocks_share_buckets_and_registry(redis_server):
+    """Nodes whose clocks disagree by seconds still find each other's claims and live counts."""
+    ahead = make_store(redis_server, ttl=4, skew=+6)
+    behind = make_store(redis_server, ttl=4, skew=-6)
+    client = redis.Redis(port=redis_server.port)
+    try:
+        await ahead.open("skew-1", "nodeA#1")
+        await ahead.close("skew-1", "nodeA#1", 20)
+        assert (await behind.open("skew-1", "nodeB#1")).last_n == 20
+        # A node whose clock is behind by more than the TTL must stay in the registry.
+        await behind.open("skew-2", "nodeB#2")
+        assert await behind.checkpoint("nodeB", [("skew-2", "nodeB#2", 30)]) is not False
+        assert await ahead.checkpoint("nodeA", []) is not False
+        client.delete(*client.keys(KEY_PREFIX + "*"))  # as if the claim had aged out
+        assert (await ahead.open("skew-2", "nodeA#3")).last_n == 31
+    finally:
+        await ahead.aclose()
+        await behind.aclose()
+        client.close()
+
+
+async def test_redis_store__restart_empty_replays_recent_closes(store, redis_server):
+    """Redis restarted empty: the next checkpoint writes back the sessions closed here, and
+    opens wait until every node had time to do the same."""
+    other = make_store(redis_server, recovery_grace=0.5)
+    try:
+        await store.open("iris", "nodeA#1")
+        await store.close("iris", "nodeA#1", 40)
+        await store.checkpoint("nodeA", [])
+        await other.checkpoint("nodeB", [])  # other knows the epoch too
+        redis_server.stop()
+        restarted = restart_redis(redis_server)
+        try:
+            with pytest.raises(SessionStoreBusy):
+                await other.open("iris", "nodeB#1")  # other has not written its sessions back
+            await store.checkpoint("nodeA", [])
+            assert newest(store, "iris") == SessionRecord(40, CLOSED, "nodeA#1")
+            await other.checkpoint("nodeB", [])
+            with pytest.raises(SessionStoreBusy):
+                await other.open("iris", "nodeB#1")  # within the grace
+            await asyncio.sleep(0.6)
+            assert (await other.open("iris", "nodeB#1")).last_n == 40
+        finally:
+            restarted.stop()
+    finally:
+        await other.aclose()
 
 
 async def test_redis_store__slow_redis_refuses_rather_than_guessing(redis_server):
@@ -192,3 +297,89 @@ async def test_redis_store__slow_redis_refuses_rather_than_guessing(redis_server
     finally:
         await slow.aclose()
         blocker.close()
+
+
+# --- faults with real nodes
+
+INTERVAL = 0.25
+
+
+def node_pair(tmp_path, **kwargs):
+    return start_cluster(names=("sess-a", "sess-b"), with_haproxy=False, with_agents=False,
+                         env={"WSTIME_TICK_INTERVAL": str(INTERVAL),
+                              **data_dir_env(tmp_path)}, **kwargs)
+
+
+async def first_frame(url: str, client_id: str, timeout: float = 20.0) -> int:
+    """Connect (retrying refusals with backoff like the page); return the first count seen."""
+    client = TickClient(url, client_id)
+    stop = asyncio.Event()
+    run = asyncio.create_task(client.run(stop, max_delay=0.5))
+    try:
+        await client.wait_frames(1, timeout=timeout)
+    finally:
+        stop.set()
+        await run
+    return client.frames[0].n
+
+
+async def test_sessions__redis_stall_then_crash_repeats_no_count(tmp_path):
+    """Redis paused 1 s, its node killed 0.8 s in: every client resumes past what it saw, by
+    at most two, on the other node."""
+    cluster = node_pair(tmp_path)
+    try:
+        a, b = cluster.nodes
+        clients = [TickClient(a.extra["ws_url"], f"stall-{i}") for i in range(50)]
+        runs = [asyncio.create_task(client.run_once()) for client in clients]
+        await asyncio.gather(*(client.wait_frames(4, timeout=30) for client in clients))
+        cluster.redis.kill(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(0.8)
+            a.kill()
+            await asyncio.sleep(0.2)
+        finally:
+            cluster.redis.kill(signal.SIGCONT)
+        await asyncio.gather(*runs, return_exceptions=True)
+        firsts = await asyncio.gather(*(first_frame(b.extra["ws_url"], client.client_id)
+                                        for client in clients))
+    finally:
+        cluster.stop()
+    steps = {client.client_id: first - client.frames[-1].n
+             for client, first in zip(clients, firsts)}
+    bad = {client_id: step for client_id, step in steps.items() if step not in (1, 2)}
+    assert not bad, f"{len(bad)} of {len(clients)} resumed outside +1..+2: {bad}"
+
+
+async def test_sessions__close_held_through_redis_restart_with_data_is_kept(tmp_path):
+    """Redis killed while a client leaves and comes back; it restarts with its data: the other
+    node resumes after everything the client saw, not at the pre-outage count."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    cluster = node_pair(tmp_path, redis_data_dir=redis_dir)
+    try:
+        a, b = cluster.nodes
+        await frames_from(a.extra["ws_url"], "held", 3)
+        cluster.redis.kill()
+        # The client comes back to the same node and stays for six frames.
+        again = TickClient(a.extra["ws_url"], "held")
+        stop = asyncio.Event()
+        run = asyncio.create_task(again.run(stop, max_delay=0.5))
+
+        async def restart_later() -> None:
+            with contextlib.suppress(TimeoutError):
+                await again.wait_frames(6, timeout=2)
+            cluster.redis = await asyncio.to_thread(restart_redis, cluster.redis)
+
+        restart = asyncio.create_task(restart_later())
+        try:
+            await again.wait_frames(6, timeout=20)
+        finally:
+            stop.set()
+            await run
+            await restart
+        # Give the node an interval or two to write back what it held.
+        await asyncio.sleep(4 * INTERVAL)
+        first = await first_frame(b.extra["ws_url"], "held")
+    finally:
+        cluster.stop()
+    assert 1 <= first - again.frames[-1].n <= 2, (again.counts(), first)

@@ -1,4 +1,8 @@
-"""Sessions in this process's memory: the embedded store, and the Redis store's fallback."""
+"""Sessions in this process's memory: the one-node store, and the Redis store's recent closes.
+
+With one node there is nothing to lose to a crash that the node itself survives, so this store
+gives no lease: :meth:`checkpoint` only keeps the counts, and the hub ticks freely.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,12 @@ class MemorySessionStore:
     def put(self, client_id: str, record: SessionRecord) -> None:
         self._records[client_id] = (self._clock() + self.ttl, record)
 
+    def records(self) -> list[tuple[str, SessionRecord]]:
+        """Every record still within its lifetime, with its client id."""
+        now = self._clock()
+        return [(key, record) for key, (deadline, record) in self._records.items()
+                if deadline > now]
+
     def expire(self) -> int:
         """Forget every record past its lifetime; return how many went."""
         now = self._clock()
@@ -48,16 +58,21 @@ class MemorySessionStore:
         return Opening(last_n=last_n, previous=previous)
 
     async def checkpoint(self, owner_channel: str,
-                         entries: Iterable[tuple[str, str, int]]) -> None:
+                         entries: Iterable[tuple[str, str, int]]) -> bool:
+        """Keep each connection's count (client id, token, last count); always True."""
         for client_id, token, last_n in entries:
             current = self.get(client_id)
             if current is None or current.token == token:
                 self.put(client_id, SessionRecord(last_n, LIVE, token))
+        return True
 
     async def close(self, client_id: str, token: str, last_n: int) -> None:
+        """Record an exact close; as in Redis, a lower record of another connection is raised."""
         current = self.get(client_id)
         if current is None or current.token == token:
             self.put(client_id, SessionRecord(last_n, CLOSED, token))
+        elif current.last_n < last_n:  # max wins: counts only go up over a session's life
+            self.put(client_id, SessionRecord(last_n, current.state, current.token))
 
     async def close_many(self, entries: Iterable[tuple[str, str, int]]) -> None:
         for client_id, token, last_n in entries:

@@ -1,37 +1,76 @@
 """Lua scripts of the Redis session store; each runs atomically in one command.
 
-Records are ``"<last_n>|<L or C>|<token>"`` (see records.py). KEYS are the bucket hashes, newest
-first; every write goes to KEYS[1] and renews its expiry. Scripts run on connect and close, never
-per interval: Redis counts the commands a script runs, so the periodic checkpoint is a plain
-MULTI of six commands instead (see redis_store.py).
+Records are ``"<last_n>|<L or C>|<token>"`` (see records.py). Claims live in hashes bucketed by
+time (``<prefix><bucket>``); every write goes to the newest bucket and renews its expiry. Time is
+always Redis's own (``TIME``), never a node's clock: nodes whose clocks disagree still choose the
+same buckets and score the node registry alike. The keys a script touches are built inside it
+from prefixes, which a single Redis allows (not a Redis Cluster).
+
+Redis counts the commands a script runs, so the periodic checkpoint runs a fixed handful
+whatever the number of connections (one HSET per 3,000 of them).
+
+The epoch key (``wstime:epoch``, no expiry) tells a node that Redis lost its data: it is created
+by the first checkpoint that finds it missing, as ``"<Redis time ms>:<N or R>"``, R when the
+creating node knew an earlier epoch (Redis restarted empty under a running cluster).
 """
 
-# Claim a session for a new connection. ARGV: client id, token, expiry in ms, live-hash prefix,
-# node-registry key, the oldest checkpoint time (wall-clock seconds) of a node still alive.
-# Returns {newest record before the claim or false, its owner's live count or false}.
+# Shared prologue: Redis's time and the bucket keys, newest first.
+# ARGV[1] claim-hash prefix, ARGV[2] bucket length in ms, ARGV[3] buckets to read.
+_BUCKETS = """
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local newest = math.floor(now_ms / tonumber(ARGV[2]))
+local buckets = {}
+for age = 0, tonumber(ARGV[3]) - 1 do
+  buckets[#buckets + 1] = ARGV[1] .. (newest - age)
+end
+local function newest_record(client_id)
+  for i = 1, #buckets do
+    local value = redis.call('HGET', buckets[i], client_id)
+    if value then return value end
+  end
+  return false
+end
+"""
+
+# Claim a session for a new connection. ARGV after the prologue's: 4 client id, 5 token,
+# 6 expiry in ms, 7 live-hash prefix, 8 node-registry key, 9 epoch key, 10 the epoch this node
+# knows ('' if none), 11 recovery grace in ms, 12 the least count to claim (what this node's
+# memory knows of a close not yet written back, -1 if nothing).
+# Returns {newest record before the claim or false, its owner's live count or false, epoch or
+# false, 1 if claimed or 0 if refused because Redis recently lost its data, the claimed count}.
 #
 # Live hashes (one per node, rewritten every interval) map client id -> "<count>|<sequence>",
 # the connection's token being "<node channel>#<sequence>". When the newest record is live, its
 # owner's live hash holds a newer count than the claim; that hash's name is only known from the
-# record, hence read here (a single Redis, not a cluster). When there is no record at all, the
-# session may still be live: its claim aged out while the connection lasted longer than the TTL,
-# or Redis restarted empty and the owner has since written its checkpoint back. The registry of
-# nodes (a sorted set scored by each node's last checkpoint) names the live hashes to look in.
+# record, hence read here. When there is no record at all, the session may still be live: its
+# claim aged out while the connection lasted longer than the TTL, or Redis restarted empty and
+# the owner has since written its checkpoint back. The registry of nodes (a sorted set scored by
+# each node's last checkpoint, in Redis time) names the live hashes to look in.
 # The claim's count mirrors records.resume_last().
-OPEN = """
+#
+# Refused: this node knew another epoch (Redis lost its data since this node's last checkpoint,
+# which will write its sessions back), or the epoch is a recovery younger than the grace (other
+# nodes may not have written theirs back yet). Opening then could reset a count.
+OPEN = _BUCKETS + """
+local epoch = redis.call('GET', ARGV[9])
+if ARGV[10] ~= '' and epoch ~= ARGV[10] then return {false, false, epoch, 0} end
+if epoch then
+  local created, kind = string.match(epoch, '^(%d+):([NR])$')
+  if kind == 'R' and now_ms - tonumber(created) < tonumber(ARGV[11]) then
+    return {false, false, epoch, 0}
+  end
+end
+
 local function live_count(owner)
-  local value = redis.call('HGET', ARGV[4] .. owner, ARGV[1])
+  local value = redis.call('HGET', ARGV[7] .. owner, ARGV[4])
   if not value then return false, false end
   local n, sequence = string.match(value, '^(-?%d+)|(.*)$')
   if not n then return false, false end
   return tonumber(n), sequence
 end
 
-local previous = false
-for i = 1, #KEYS do
-  previous = redis.call('HGET', KEYS[i], ARGV[1])
-  if previous then break end
-end
+local previous = newest_record(ARGV[4])
 local last = -1
 local live = false
 if previous then
@@ -48,7 +87,8 @@ if previous then
     end
   end
 else
-  for _, owner in ipairs(redis.call('ZRANGEBYSCORE', ARGV[5], ARGV[6], '+inf')) do
+  local oldest = (now_ms - tonumber(ARGV[6])) / 1000
+  for _, owner in ipairs(redis.call('ZRANGEBYSCORE', ARGV[8], oldest, '+inf')) do
     local n, sequence = live_count(owner)
     if n and n >= last then
       last = n
@@ -57,24 +97,64 @@ else
   end
   if previous then last = last + 1 end
 end
-redis.call('HSET', KEYS[1], ARGV[1], last .. '|L|' .. ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if tonumber(ARGV[12]) > last then last = tonumber(ARGV[12]) end
+redis.call('HSET', buckets[1], ARGV[4], last .. '|L|' .. ARGV[5])
+redis.call('PEXPIRE', buckets[1], ARGV[6])
 if live then live = tostring(live) end
-return {previous, live}
+return {previous, live, epoch, 1, last}
 """
 
-# Record a connection's exact last count, unless another connection holds the session now.
-# ARGV: client id, token, record, expiry in ms.
-CLOSE = """
-local current = false
-for i = 1, #KEYS do
-  current = redis.call('HGET', KEYS[i], ARGV[1])
-  if current then break end
+# Record a connection's exact last count. ARGV after the prologue's: 4 client id, 5 token,
+# 6 last count, 7 expiry in ms. Returns 1 when written; 2 when another connection holds the
+# session with a lower count (its owner and state stay, its count is raised: counts only go up
+# over a session's life, so the higher one is the newer, "max wins"); 0 when refused (another
+# connection holds the session at this count or higher).
+CLOSE = _BUCKETS + """
+local count = tonumber(ARGV[6])
+local current = newest_record(ARGV[4])
+if current then
+  local n, state, token = string.match(current, '^(-?%d+)|([LC])|(.*)$')
+  if n and token ~= ARGV[5] then
+    if tonumber(n) >= count then return 0 end
+    redis.call('HSET', buckets[1], ARGV[4], count .. '|' .. state .. '|' .. token)
+    redis.call('PEXPIRE', buckets[1], ARGV[7])
+    return 2
+  end
 end
-if current and string.sub(current, -#ARGV[2] - 1) ~= '|' .. ARGV[2] then
-  return 0
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('HSET', buckets[1], ARGV[4], count .. '|C|' .. ARGV[5])
+redis.call('PEXPIRE', buckets[1], ARGV[7])
 return 1
+"""
+
+# Replace one node's live counts. KEYS: none. ARGV: 1 live hash, 2 node channel, 3 registry key,
+# 4 expiry in ms, 5 epoch key, 6 the epoch this node knows ('' if none), 7 this checkpoint's
+# sequence number, then field, value, field, value... (client id, "<count>|<token sequence>").
+# Returns {epoch, 1 if written or 0 if a later checkpoint of this node was already applied}.
+#
+# The sequence guards against a checkpoint that timed out on the node's side but reaches Redis
+# after a later one (a stalled Redis): applying it would lower counts the node has since relied
+# on. It is kept in the hash under '#seq', which no client id can be.
+CHECKPOINT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local epoch = redis.call('GET', ARGV[5])
+if not epoch then
+  local kind = 'N'
+  if ARGV[6] ~= '' then kind = 'R' end
+  epoch = math.floor(now * 1000) .. ':' .. kind
+  redis.call('SET', ARGV[5], epoch)
+end
+local applied = tonumber(redis.call('HGET', ARGV[1], '#seq') or '-1')
+if applied >= tonumber(ARGV[7]) then return {epoch, 0} end
+redis.call('DEL', ARGV[1])
+redis.call('HSET', ARGV[1], '#seq', ARGV[7])
+local chunk = 6000
+for first = 8, #ARGV, chunk do
+  redis.call('HSET', ARGV[1], unpack(ARGV, first, math.min(first + chunk - 1, #ARGV)))
+end
+redis.call('PEXPIRE', ARGV[1], ARGV[4])
+redis.call('ZADD', ARGV[3], now, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', ARGV[3], '-inf', '(' .. (now - tonumber(ARGV[4]) / 1000))
+redis.call('PEXPIRE', ARGV[3], ARGV[4])
+return {epoch, 1}
 """

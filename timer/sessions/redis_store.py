@@ -2,28 +2,47 @@
 
 Two kinds of keys:
 
-- Claims, in hashes bucketed by wall-clock time (``wstime:sessions:<bucket>``): which connection
+- Claims, in hashes bucketed by Redis's clock (``wstime:sessions:<bucket>``): which connection
   holds a session, and its exact count once closed. A session's newest record is in the newest
   bucket that holds its id; buckets expire ``ttl`` after their last write, so abandoned sessions
   vanish with them and Redis memory follows the sessions of the last ``ttl`` seconds, not every
   session ever seen. Opening and closing a session are one script call each.
 - Live counts, one hash per node (``wstime:live:<node channel>``, client id ->
-  ``<count>|<token sequence>``), replaced every interval by one MULTI (DEL, HSET of every
-  connection, PEXPIRE, and the node's entry in the registry ``wstime:nodes``): the steady
-  command rate of a node is the same for ten connections or ten thousand. A node's checkpoint
-  touches only its own hash, so it can never overwrite a session another node has just taken
-  over. The live hashes also keep a session whose claim is gone: a connection held longer than
-  the TTL, or one whose claim a Redis restart lost (the next checkpoint writes it back).
+  ``<count>|<token sequence>``), replaced every interval by one script call (its entry in the
+  registry ``wstime:nodes`` included): the steady command rate of a node is the same for ten
+  connections or ten thousand. A node's checkpoint touches only its own hash, so it can never
+  overwrite a session another node has just taken over. The live hashes also keep a session
+  whose claim is gone: a connection held longer than the TTL, or one whose claim a Redis restart
+  lost (the next checkpoint writes it back).
 
-When Redis cannot be reached (connection refused) the store answers from this process's memory
-and keeps what it could not write; when it is reachable but slow, opening a session raises
-:class:`~timer.sessions.store.SessionStoreBusy` rather than guess a count. The next successful
-checkpoint writes the live sessions back, and the closed ones are written back by
-:meth:`flush_pending`.
+Consistent rather than available. What Redis holds for a live connection (its claim, then each
+checkpoint that succeeded) is the *lease* of that connection: the hub never sends it a frame more
+than one past it (:meth:`checkpoint` returns whether it succeeded, and the node raises the leases
+only then). So whatever happens to the node, the next connection resumes at the stored count + 1
+(records.resume_last) and its first frame is the last one seen + 1 or + 2, never a repeat.
+While Redis is unreachable or too slow, :meth:`open` raises
+:class:`~timer.sessions.store.SessionStoreBusy` (the handshake gets 503 + Retry-After) instead of
+guessing a count from memory, and connected clients pause after at most one frame.
+
+Closes that fail are kept and written back by :meth:`flush_pending` ("max wins": a write-back
+never lowers a count; one that Redis refuses because a newer connection holds the session at an
+equal or higher count is logged and counted in :attr:`refused_writes`). They are bounded: once
+``pending_max`` are held, :meth:`open` refuses too, so at most ``pending_max`` plus the node's
+open connections are ever held (each connection closes once, and none opens meanwhile).
+Nothing is dropped: a dropped close would leave only the connection's claim in Redis once the
+node's next checkpoint replaced its live hash, and the next connection could repeat counts.
+
+When Redis comes back empty (restarted without persistence), the node notices at its next
+checkpoint (the epoch key changed), which writes its live sessions back, and
+:meth:`checkpoint` then replays the sessions closed on this node within the TTL (kept in this
+process's memory) with "max wins". Opens are refused meanwhile: by a node until its own
+checkpoint saw the new epoch, and by every node for ``recovery_grace`` seconds after it, the
+time the other nodes take to write theirs back.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -38,18 +57,22 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .memory import MemorySessionStore
 from .records import CLOSED, LIVE, SessionRecord, resume_last
-from .redis_scripts import CLOSE, OPEN
+from .redis_scripts import CHECKPOINT, CLOSE, OPEN
 from .store import Opening, SessionStoreBusy
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "wstime:sessions:"
 LIVE_PREFIX = "wstime:live:"
-NODES_KEY = "wstime:nodes"  # sorted set: node channel -> wall time of its last checkpoint
+NODES_KEY = "wstime:nodes"  # sorted set: node channel -> Redis time of its last checkpoint
+EPOCH_KEY = "wstime:epoch"  # "<Redis time ms>:<N or R>"; missing after Redis lost its data
+PENDING_MAX = 100_000  # closes held back by an outage before new handshakes are refused
+
+WRITTEN, RAISED, REFUSED = 1, 2, 0  # replies of the CLOSE script
 
 
 class RedisSessionStore:
-    """The shared session store; see the module docstring for the layout."""
+    """The shared session store; see the module docstring for the layout and the guarantees."""
 
     shared = True
 
@@ -58,24 +81,35 @@ class RedisSessionStore:
         client: aioredis.Redis,
         *,
         ttl: float,
+        recovery_grace: float = 3.0,
+        pending_max: int = PENDING_MAX,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        # wall_clock stamps nothing that another node reads: buckets and registry scores come
+        # from Redis's TIME. It is kept so that tests can skew a store and see it change nothing.
         self.ttl = ttl
+        self.recovery_grace = recovery_grace
+        self.pending_max = pending_max
         self._redis = client
         self._wall_clock = wall_clock
         # A bucket of a quarter of the lifetime keeps the read of an open at a handful of HGETs.
-        self.bucket_seconds = max(1.0, ttl / 4)
+        self.bucket_seconds = max(0.1, ttl / 4)
         self.buckets_to_read = math.ceil(ttl / self.bucket_seconds) + 2
         self.local = MemorySessionStore(ttl=ttl)
         self._pending_closes: dict[str, tuple[str, int]] = {}
         self._open = self._redis.register_script(OPEN)
         self._close = self._redis.register_script(CLOSE)
+        self._checkpoint = self._redis.register_script(CHECKPOINT)
+        self._checkpoints = itertools.count()
+        self.epoch = ""  # the epoch of Redis's data this store last saw; "" before the first
         self.available = True
         self.errors = 0  # failed Redis calls since start, for /metrics
+        self.refused_writes = 0  # closes and write-backs Redis refused (a newer record held)
+        self.replayed = 0  # closed sessions written back after Redis lost its data
 
     @classmethod
-    def from_url(cls, url: str, *, ttl: float, pool_size: int,
-                 socket_timeout: float = 5.0) -> RedisSessionStore:
+    def from_url(cls, url: str, *, ttl: float, pool_size: int, socket_timeout: float = 5.0,
+                 recovery_grace: float = 3.0) -> RedisSessionStore:
         # A blocking pool waits for a free connection under bursts (a failover's handshakes)
         # instead of raising MaxConnectionsError. An unreachable Redis fails fast at connect
         # (1 s, tried twice), which frees the pool; a reply slower than socket_timeout is
@@ -91,18 +125,13 @@ class RedisSessionStore:
             health_check_interval=15,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
-        return cls(aioredis.Redis(connection_pool=pool), ttl=ttl)
+        return cls(aioredis.Redis(connection_pool=pool), ttl=ttl, recovery_grace=recovery_grace)
 
-    def _keys(self) -> list[str]:
-        newest = int(self._wall_clock() // self.bucket_seconds)
-        return [f"{KEY_PREFIX}{newest - age}" for age in range(self.buckets_to_read)]
+    def _bucket_args(self) -> list:
+        return [KEY_PREFIX, int(self.bucket_seconds * 1000), self.buckets_to_read]
 
     def _expiry_ms(self) -> int:
         return int((self.ttl + self.bucket_seconds) * 1000)
-
-    def _oldest_live_checkpoint(self) -> float:
-        """Wall time before which a node that has not checkpointed since holds no session."""
-        return self._wall_clock() - self._expiry_ms() / 1000
 
     def _mark(self, ok: bool, action: str, exc: Exception | None = None) -> None:
         if not ok:
@@ -110,69 +139,105 @@ class RedisSessionStore:
         if ok and not self.available:
             logger.warning("Redis reachable again; session state is being written back")
         elif not ok and self.available:
-            logger.error("Redis unreachable (%s: %s); sessions continue from this node's memory",
-                         action, type(exc).__name__)
+            logger.error("Redis unreachable (%s: %s); connections pause at their stored count "
+                         "and handshakes are refused until it answers", action,
+                         type(exc).__name__)
         self.available = ok
 
     async def open(self, client_id: str, token: str) -> Opening:
+        """Claim ``client_id`` for the connection ``token``; raise SessionStoreBusy if unsure.
+
+        The claim persists the returned ``last_n``, the connection's first lease. Refused (busy)
+        while Redis is unreachable or slow, while closes held back by an outage are at
+        ``pending_max``, and shortly after Redis lost its data (see the module docstring).
+        """
+        if len(self._pending_closes) >= self.pending_max:
+            raise SessionStoreBusy("too many closes wait for the session store")
         local_record = self.local.get(client_id)
+        # Memory may know a newer count than Redis: a session closed here whose close is still
+        # held back. The claim must store at least that count, or the lease would not hold.
+        floor = resume_last(local_record) if local_record is not None else -1
         try:
-            raw, live = await self._open(keys=self._keys(), args=[
-                client_id, token, self._expiry_ms(), LIVE_PREFIX, NODES_KEY,
-                self._oldest_live_checkpoint()])
+            raw, live, epoch, claimed, *last = await self._open(keys=[], args=[
+                *self._bucket_args(), client_id, token, self._expiry_ms(), LIVE_PREFIX,
+                NODES_KEY, EPOCH_KEY, self.epoch, int(self.recovery_grace * 1000), floor])
         except RedisTimeoutError as exc:
             # Redis (or this busy process) is slow, not gone: the claim may even have been
             # made. Starting the count from memory could repeat or reset it, so refuse.
             raise SessionStoreBusy("the session store did not answer in time") from exc
         except RedisError as exc:
             self._mark(False, "open", exc)
-            opening = await self.local.open(client_id, token)
-            return Opening(last_n=opening.last_n, previous=opening.previous, stored=False)
+            raise SessionStoreBusy("the session store is unreachable") from exc
         self._mark(True, "open")
+        if not claimed:
+            raise SessionStoreBusy("the session store is being restored after losing its data")
+        if not self.epoch and epoch:
+            self.epoch = _text(epoch)
         previous = SessionRecord.decode(raw)
         if previous is not None and previous.state == LIVE and live:
             # The owner's live count is newer than its claim; the script resumed from it too.
             previous = SessionRecord(max(previous.last_n, int(live)), LIVE, previous.token)
-        # Memory may know a newer count than Redis for a session closed here during an outage.
         if local_record is not None and (previous is None or local_record.last_n > previous.last_n):
             previous = local_record
-        await self.local.open(client_id, token)
-        return Opening(last_n=resume_last(previous), previous=previous)
+        opening = Opening(last_n=int(last[0]), previous=previous)
+        self.local.put(client_id, SessionRecord(opening.last_n, LIVE, token))
+        return opening
 
     def live_key(self, owner_channel: str) -> str:
         return f"{LIVE_PREFIX}{owner_channel}"
 
     async def checkpoint(self, owner_channel: str,
-                         entries: Iterable[tuple[str, str, int]]) -> None:
-        """Replace this node's live counts with ``entries`` (client id, token, last count)."""
-        key = self.live_key(owner_channel)
-        mapping = {client_id: f"{last_n}|{token.rpartition('#')[2]}"
-                   for client_id, token, last_n in entries}
-        expiry_ms = self._expiry_ms()
+                         entries: Iterable[tuple[str, str, int]]) -> bool:
+        """Replace this node's live counts with ``entries`` (client id, token, last count).
+
+        Return True once Redis holds them: only then may the node raise its connections' leases.
+        If Redis lost its data since the last checkpoint, this one also writes back the
+        sessions closed on this node within the TTL.
+        """
+        args: list = [self.live_key(owner_channel), owner_channel, NODES_KEY, self._expiry_ms(),
+                      EPOCH_KEY, self.epoch, next(self._checkpoints)]
+        entries = list(entries)
+        live = {client_id for client_id, _, _ in entries}
+        # A held close keeps its count in the live hash until it is written: the claim alone
+        # is older, and resuming from it could repeat counts.
+        entries += [(client_id, token, last_n)
+                    for client_id, (token, last_n) in self._pending_closes.items()
+                    if client_id not in live]
+        for client_id, token, last_n in entries:
+            args += [client_id, f"{last_n}|{token.rpartition('#')[2]}"]
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.delete(key)
-                if mapping:
-                    pipe.hset(key, mapping=mapping)
-                    pipe.pexpire(key, expiry_ms)
-                pipe.zadd(NODES_KEY, {owner_channel: self._wall_clock()})
-                pipe.zremrangebyscore(NODES_KEY, "-inf", f"({self._oldest_live_checkpoint()}")
-                pipe.pexpire(NODES_KEY, expiry_ms)
-                await pipe.execute()
+            epoch, applied = await self._checkpoint(keys=[], args=args)
         except RedisError as exc:
             self._mark(False, "checkpoint", exc)
-            return
+            return False
         self._mark(True, "checkpoint")
+        epoch = _text(epoch)
+        if self.epoch and epoch != self.epoch:
+            logger.warning("Redis lost its session data (epoch %s, was %s); live sessions "
+                           "written back, replaying the recently closed ones", epoch, self.epoch)
+            self.epoch = epoch
+            await self._replay_closed()
+        self.epoch = epoch
+        return bool(applied)
+
+    async def _replay_closed(self) -> None:
+        closed = [(client_id, record.token, record.last_n)
+                  for client_id, record in self.local.records() if record.state == CLOSED]
+        for client_id, token, last_n in closed:
+            self._pending_closes.setdefault(client_id, (token, last_n))
+        self.replayed += await self.flush_pending()
 
     async def close(self, client_id: str, token: str, last_n: int) -> None:
+        """Record the connection's exact last count; held back and retried if Redis fails."""
         await self.local.close(client_id, token, last_n)
         try:
-            await self._write_close(client_id, token, last_n)
+            reply = await self._write_close(client_id, token, last_n)
         except RedisError as exc:
             self._mark(False, "close", exc)
             self._pending_closes[client_id] = (token, last_n)
             return
         self._mark(True, "close")
+        self._check_reply(reply, client_id, token, last_n, "close")
 
     async def close_many(self, entries: Iterable[tuple[str, str, int]]) -> None:
         """Record several exact closes in one round trip (a drain's batch)."""
@@ -180,36 +245,55 @@ class RedisSessionStore:
         if not entries:
             return
         await self.local.close_many(entries)
-        keys, expiry = self._keys(), self._expiry_ms()
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for client_id, token, last_n in entries:
-                    record = SessionRecord(last_n, CLOSED, token).encode()
-                    await self._close(keys=keys, args=[client_id, token, record, expiry],
-                                      client=pipe)
-                await pipe.execute()
+                    await self._write_close(client_id, token, last_n, client=pipe)
+                replies = await pipe.execute()
         except RedisError as exc:
             self._mark(False, "close", exc)
             for client_id, token, last_n in entries:
                 self._pending_closes[client_id] = (token, last_n)
             return
         self._mark(True, "close")
+        for (client_id, token, last_n), reply in zip(entries, replies):
+            self._check_reply(reply, client_id, token, last_n, "close")
 
-    async def _write_close(self, client_id: str, token: str, last_n: int) -> None:
-        record = SessionRecord(last_n, CLOSED, token).encode()
-        await self._close(keys=self._keys(), args=[client_id, token, record, self._expiry_ms()])
+    async def _write_close(self, client_id: str, token: str, last_n: int, client=None):
+        return await self._close(keys=[], client=client, args=[
+            *self._bucket_args(), client_id, token, last_n, self._expiry_ms()])
+
+    def _check_reply(self, reply, client_id: str, token: str, last_n: int, action: str) -> None:
+        if reply == REFUSED:
+            # Normal after a takeover (the newer connection resumed past this count), so
+            # counted and logged, not an error.
+            self.refused_writes += 1
+            logger.info("client=%s event=%s-refused token=%s last=%d: a newer connection "
+                        "holds the session at this count or higher", client_id, action, token,
+                        last_n)
+        elif reply == RAISED:
+            logger.info("client=%s event=%s-raised token=%s last=%d: another connection's "
+                        "lower record raised to this count (max wins)", client_id, action,
+                        token, last_n)
 
     async def flush_pending(self) -> int:
-        """Write back the closes that failed during an outage; return how many were written."""
+        """Write back the closes held back by an outage ("max wins"); return how many went.
+
+        A write-back Redis refuses (a newer connection holds the session at an equal or higher
+        count) is dropped, logged and counted in :attr:`refused_writes`.
+        """
         written = 0
         for client_id, (token, last_n) in list(self._pending_closes.items()):
             try:
-                await self._write_close(client_id, token, last_n)
+                reply = await self._write_close(client_id, token, last_n)
             except RedisError as exc:
                 self._mark(False, "write-back", exc)
                 break
+            self._mark(True, "write-back")
             del self._pending_closes[client_id]
-            written += 1
+            self._check_reply(reply, client_id, token, last_n, "write-back")
+            if reply != REFUSED:
+                written += 1
         return written
 
     @property
@@ -218,7 +302,7 @@ class RedisSessionStore:
         return len(self._pending_closes)
 
     def expire(self) -> int:
-        """Forget expired sessions from this process's memory (the fallback)."""
+        """Forget expired sessions from this process's memory (kept for replays)."""
         return self.local.expire()
 
     async def ping(self) -> bool:
@@ -234,3 +318,8 @@ class RedisSessionStore:
     async def aclose(self) -> None:
         await self._redis.aclose()
 
+
+def _text(value: str | bytes | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value

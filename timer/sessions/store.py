@@ -14,11 +14,12 @@ class Opening:
 
     last_n: int  # the count treated as already shown; the next frame carries last_n + 1
     previous: SessionRecord | None  # what was stored before, if anything
-    stored: bool = True  # False when the shared store was unreachable and memory answered
+    stored: bool = True  # always True: a store that cannot record the claim raises instead
 
 
 class SessionStoreBusy(Exception):
-    """The shared store is reachable but did not answer in time; try the handshake later."""
+    """The shared store cannot record a claim now (slow, unreachable, recovering, or too many
+    closes held back); refuse the handshake with 503 and let the client try again later."""
 
 
 class SessionStore(Protocol):
@@ -29,7 +30,7 @@ class SessionStore(Protocol):
     async def open(self, client_id: str, token: str) -> Opening: ...
 
     async def checkpoint(self, owner_channel: str,
-                         entries: list[tuple[str, str, int]]) -> None: ...
+                         entries: list[tuple[str, str, int]]) -> bool: ...
 
     async def close(self, client_id: str, token: str, last_n: int) -> None: ...
 
