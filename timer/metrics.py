@@ -45,6 +45,9 @@ class NodeCollector(Collector):
             yield _counter("wstime_ticker_steps_skipped",
                            "Ticker steps skipped after the event loop stalled.", node.name,
                            stats.steps_skipped)
+            yield _counter("wstime_frames_held",
+                           "Due frames held back because Redis had not stored the last one.",
+                           node.name, stats.frames_held)
         sessions = CounterMetricFamily("wstime_sessions_opened", "Sessions opened, by kind.",
                                        labels=[*labels, "kind"])
         sessions.add_metric([node.name, "new"], counters.sessions_new)
@@ -72,6 +75,13 @@ class NodeCollector(Collector):
         store = node.store
         yield _counter("wstime_redis_errors", "Failed Redis calls of the session store.",
                        node.name, getattr(store, "errors", 0))
+        yield _counter("wstime_session_writes_refused",
+                       "Closes and write-backs Redis refused: a newer connection held the "
+                       "session at an equal or higher count.", node.name,
+                       getattr(store, "refused_writes", 0))
+        yield _gauge("wstime_session_closes_held",
+                     "Closes held back by a Redis outage, waiting to be written.", node.name,
+                     getattr(store, "pending_closes", 0))
         yield _gauge("wstime_redis_up", "1 while the shared session store answers.", node.name,
                      1 if store is not None and getattr(store, "available", False) else 0)
         tasks = CounterMetricFamily("wstime_background_task_restarts",

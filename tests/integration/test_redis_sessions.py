@@ -212,6 +212,26 @@ async def test_redis_store__held_close_is_kept_through_restart_with_data(tmp_pat
         server.stop()
 
 
+async def test_redis_store__held_closes_are_bounded_by_refusing_opens(redis_server):
+    """Past ``pending_max`` held closes the store refuses opens, even with Redis back, until
+    they are written: held closes never grow without bound and none is dropped."""
+    store = make_store(redis_server, pending_max=1)
+    try:
+        await store.open("ida", "nodeA#1")
+        redis_server.stop()
+        await store.close("ida", "nodeA#1", 6)
+        restarted = restart_redis(redis_server)
+        try:
+            with pytest.raises(SessionStoreBusy):
+                await store.open("jo", "nodeA#2")
+            assert await store.flush_pending() == 1
+            assert (await store.open("jo", "nodeA#2")).last_n == -1
+        finally:
+            restarted.stop()
+    finally:
+        await store.aclose()
+
+
 async def test_redis_store__write_back_never_loses_to_a_lower_record(store):
     """Max wins: a close under a token Redis never saw still raises a lower record's count,
     and a close lower than a newer connection's record is refused and counted."""

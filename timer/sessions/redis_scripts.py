@@ -147,9 +147,9 @@ end
 local applied = tonumber(redis.call('HGET', ARGV[1], '#seq') or '-1')
 if applied >= tonumber(ARGV[7]) then return {epoch, 0} end
 redis.call('DEL', ARGV[1])
-redis.call('HSET', ARGV[1], '#seq', ARGV[7])
 local chunk = 6000
-for first = 8, #ARGV, chunk do
+redis.call('HSET', ARGV[1], '#seq', ARGV[7], unpack(ARGV, 8, math.min(7 + chunk, #ARGV)))
+for first = 8 + chunk, #ARGV, chunk do
   redis.call('HSET', ARGV[1], unpack(ARGV, first, math.min(first + chunk - 1, #ARGV)))
 end
 redis.call('PEXPIRE', ARGV[1], ARGV[4])

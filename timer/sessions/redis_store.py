@@ -67,6 +67,7 @@ LIVE_PREFIX = "wstime:live:"
 NODES_KEY = "wstime:nodes"  # sorted set: node channel -> Redis time of its last checkpoint
 EPOCH_KEY = "wstime:epoch"  # "<Redis time ms>:<N or R>"; missing after Redis lost its data
 PENDING_MAX = 100_000  # closes held back by an outage before new handshakes are refused
+FLUSH_BATCH = 500  # held closes written back per round trip
 
 WRITTEN, RAISED, REFUSED = 1, 2, 0  # replies of the CLOSE script
 
@@ -109,7 +110,8 @@ class RedisSessionStore:
 
     @classmethod
     def from_url(cls, url: str, *, ttl: float, pool_size: int, socket_timeout: float = 5.0,
-                 recovery_grace: float = 3.0) -> RedisSessionStore:
+                 recovery_grace: float = 3.0,
+                 pending_max: int = PENDING_MAX) -> RedisSessionStore:
         # A blocking pool waits for a free connection under bursts (a failover's handshakes)
         # instead of raising MaxConnectionsError. An unreachable Redis fails fast at connect
         # (1 s, tried twice), which frees the pool; a reply slower than socket_timeout is
@@ -125,7 +127,8 @@ class RedisSessionStore:
             health_check_interval=15,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
-        return cls(aioredis.Redis(connection_pool=pool), ttl=ttl, recovery_grace=recovery_grace)
+        return cls(aioredis.Redis(connection_pool=pool), ttl=ttl, recovery_grace=recovery_grace,
+                   pending_max=pending_max)
 
     def _bucket_args(self) -> list:
         return [KEY_PREFIX, int(self.bucket_seconds * 1000), self.buckets_to_read]
@@ -266,11 +269,12 @@ class RedisSessionStore:
     def _check_reply(self, reply, client_id: str, token: str, last_n: int, action: str) -> None:
         if reply == REFUSED:
             # Normal after a takeover (the newer connection resumed past this count), so
-            # counted and logged, not an error.
+            # counted and logged, not an error; a write-back's refusal is worth a warning.
             self.refused_writes += 1
-            logger.info("client=%s event=%s-refused token=%s last=%d: a newer connection "
-                        "holds the session at this count or higher", client_id, action, token,
-                        last_n)
+            logger.log(logging.INFO if action == "close" else logging.WARNING,
+                       "client=%s event=%s-refused token=%s last=%d: a newer connection "
+                       "holds the session at this count or higher", client_id, action, token,
+                       last_n)
         elif reply == RAISED:
             logger.info("client=%s event=%s-raised token=%s last=%d: another connection's "
                         "lower record raised to this count (max wins)", client_id, action,
@@ -279,21 +283,28 @@ class RedisSessionStore:
     async def flush_pending(self) -> int:
         """Write back the closes held back by an outage ("max wins"); return how many went.
 
-        A write-back Redis refuses (a newer connection holds the session at an equal or higher
-        count) is dropped, logged and counted in :attr:`refused_writes`.
+        Batches of :data:`FLUSH_BATCH` closes, one round trip each. A write-back Redis refuses
+        (a newer connection holds the session at an equal or higher count) is dropped, logged
+        and counted in :attr:`refused_writes`. Stops at the first failure; the rest stay held.
         """
         written = 0
-        for client_id, (token, last_n) in list(self._pending_closes.items()):
+        held = list(self._pending_closes.items())
+        for start in range(0, len(held), FLUSH_BATCH):
+            batch = held[start:start + FLUSH_BATCH]
             try:
-                reply = await self._write_close(client_id, token, last_n)
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for client_id, (token, last_n) in batch:
+                        await self._write_close(client_id, token, last_n, client=pipe)
+                    replies = await pipe.execute()
             except RedisError as exc:
                 self._mark(False, "write-back", exc)
                 break
             self._mark(True, "write-back")
-            del self._pending_closes[client_id]
-            self._check_reply(reply, client_id, token, last_n, "write-back")
-            if reply != REFUSED:
-                written += 1
+            for (client_id, (token, last_n)), reply in zip(batch, replies):
+                if self._pending_closes.get(client_id) == (token, last_n):
+                    del self._pending_closes[client_id]
+                self._check_reply(reply, client_id, token, last_n, "write-back")
+                written += reply != REFUSED
         return written
 
     @property
