@@ -70,6 +70,7 @@ async def test_redis_store__new_session_starts_at_zero_and_is_claimed(store):
 async def test_redis_store__closed_session_resumes_exactly(store):
     """After a clean close the next connection continues at last + 1."""
     await store.open("bob", "nodeA#1")
+    assert await store.checkpoint("nodeA", [("bob", "nodeA#1", 41)])  # its last checkpoint
     await store.close("bob", "nodeA#1", 41)
     assert newest(store, "bob") == SessionRecord(41, CLOSED, "nodeA#1")
     opening = await store.open("bob", "nodeB#7")
@@ -121,6 +122,19 @@ async def test_redis_store__a_dead_nodes_live_counts_expire_with_the_ttl(short_s
     assert await store.checkpoint("nodeA", [("kate", "nodeA#1", 8)])
     await asyncio.sleep(store.ttl + 2 * store.bucket_seconds)
     assert (await store.open("kate", "nodeB#1")).previous is None
+
+
+async def test_redis_store__older_connection_still_ticking_elsewhere_is_counted(store):
+    """A claim whose connection never started (its handshake timed out) or a takeover that did
+    not reach the older connection: the next open resumes past the one still ticking, and
+    names it so that it can be taken over."""
+    await store.open("kim", "nodeA#1")
+    assert await store.checkpoint("nodeA", [("kim", "nodeA#1", 20)])
+    assert (await store.open("kim", "nodeB#1")).last_n == 21  # nodeB#1 never ticks
+    assert await store.checkpoint("nodeA", [("kim", "nodeA#1", 30)])
+    opening = await store.open("kim", "nodeC#1")
+    assert opening.last_n == 31
+    assert opening.previous == SessionRecord(30, LIVE, "nodeA#1")
 
 
 async def test_redis_store__stale_writer_cannot_overwrite_a_takeover(store):

@@ -37,71 +37,63 @@ end
 # 6 expiry in ms, 7 live-hash prefix, 8 node-registry key, 9 epoch key, 10 the epoch this node
 # knows ('' if none), 11 recovery grace in ms, 12 the least count to claim (what this node's
 # memory knows of a close not yet written back, -1 if nothing).
-# Returns {newest record before the claim or false, its owner's live count or false, epoch or
-# false, 1 if claimed or 0 if refused because Redis recently lost its data, the claimed count}.
+# Returns {the record the claim resumed from or false, epoch or false, 1 if claimed or 0 if
+# refused because Redis recently lost its data, the claimed count}.
 #
-# Live hashes (one per node, rewritten every interval) map client id -> "<count>|<sequence>",
-# the connection's token being "<node channel>#<sequence>". When the newest record is live, its
-# owner's live hash holds a newer count than the claim; that hash's name is only known from the
-# record, hence read here. When there is no record at all, the session may still be live: its
-# claim aged out while the connection lasted longer than the TTL, or Redis restarted empty and
-# the owner has since written its checkpoint back. The registry of nodes (a sorted set scored by
-# each node's last checkpoint, in Redis time) names the live hashes to look in.
-# The claim's count mirrors records.resume_last().
+# The count resumes from the highest of: the newest claim record (records.resume_last: exact
+# when closed, + 1 when live) and every live count of this id in the live hashes of the nodes
+# in the registry (+ 1, as a live record), except the entry of the very connection whose close
+# the record holds (the close is exact and newer). Live hashes (one per node, rewritten every
+# interval) map client id -> "<count>|<sequence>", the connection's token being
+# "<node channel>#<sequence>"; the registry is a sorted set scored by each node's last
+# checkpoint, in Redis time. Reading them all (a few nodes) covers a claim's owner being newer
+# in its live hash than in its claim, a claim aged out while its connection lasted longer than
+# the TTL, a Redis restarted empty whose nodes have written their checkpoints back, and an
+# older connection still ticking elsewhere (a takeover that did not reach it, or a claim written
+# by a handshake that timed out): the returned record then names that connection, so the node
+# can take it over.
 #
 # Refused: this node knew another epoch (Redis lost its data since this node's last checkpoint,
 # which will write its sessions back), or the epoch is a recovery younger than the grace (other
 # nodes may not have written theirs back yet). Opening then could reset a count.
 OPEN = _BUCKETS + """
 local epoch = redis.call('GET', ARGV[9])
-if ARGV[10] ~= '' and epoch ~= ARGV[10] then return {false, false, epoch, 0} end
+if ARGV[10] ~= '' and epoch ~= ARGV[10] then return {false, epoch, 0, -1} end
 if epoch then
   local created, kind = string.match(epoch, '^(%d+):([NR])$')
   if kind == 'R' and now_ms - tonumber(created) < tonumber(ARGV[11]) then
-    return {false, false, epoch, 0}
+    return {false, epoch, 0, -1}
   end
 end
 
-local function live_count(owner)
-  local value = redis.call('HGET', ARGV[7] .. owner, ARGV[4])
-  if not value then return false, false end
-  local n, sequence = string.match(value, '^(-?%d+)|(.*)$')
-  if not n then return false, false end
-  return tonumber(n), sequence
-end
-
-local previous = newest_record(ARGV[4])
+local previous = false
 local last = -1
-local live = false
-if previous then
-  local n, state, token = string.match(previous, '^(-?%d+)|([LC])|(.*)$')
+local skip = false
+local record = newest_record(ARGV[4])
+if record then
+  local n, state, token = string.match(record, '^(-?%d+)|([LC])|(.*)$')
   if n then
+    previous = record
     last = tonumber(n)
-    if state == 'L' then
-      local owner = string.match(token, '^(.*)#%d+$')
-      if owner then
-        live = live_count(owner)
-        if live and live > last then last = live end
-      end
-      last = last + 1
+    if state == 'L' then last = last + 1 else skip = token end
+  end
+end
+local oldest = (now_ms - tonumber(ARGV[6])) / 1000
+for _, owner in ipairs(redis.call('ZRANGEBYSCORE', ARGV[8], oldest, '+inf')) do
+  local value = redis.call('HGET', ARGV[7] .. owner, ARGV[4])
+  if value then
+    local n, sequence = string.match(value, '^(-?%d+)|(.*)$')
+    local token = owner .. '#' .. sequence
+    if n and token ~= skip and tonumber(n) + 1 > last then
+      last = tonumber(n) + 1
+      previous = n .. '|L|' .. token
     end
   end
-else
-  local oldest = (now_ms - tonumber(ARGV[6])) / 1000
-  for _, owner in ipairs(redis.call('ZRANGEBYSCORE', ARGV[8], oldest, '+inf')) do
-    local n, sequence = live_count(owner)
-    if n and n >= last then
-      last = n
-      previous = n .. '|L|' .. owner .. '#' .. sequence
-    end
-  end
-  if previous then last = last + 1 end
 end
 if tonumber(ARGV[12]) > last then last = tonumber(ARGV[12]) end
 redis.call('HSET', buckets[1], ARGV[4], last .. '|L|' .. ARGV[5])
 redis.call('PEXPIRE', buckets[1], ARGV[6])
-if live then live = tostring(live) end
-return {previous, live, epoch, 1, last}
+return {previous, epoch, 1, last}
 """
 
 # Record a connection's exact last count. ARGV after the prologue's: 4 client id, 5 token,

@@ -161,7 +161,7 @@ class RedisSessionStore:
         # held back. The claim must store at least that count, or the lease would not hold.
         floor = resume_last(local_record) if local_record is not None else -1
         try:
-            raw, live, epoch, claimed, *last = await self._open(keys=[], args=[
+            raw, epoch, claimed, last = await self._open(keys=[], args=[
                 *self._bucket_args(), client_id, token, self._expiry_ms(), LIVE_PREFIX,
                 NODES_KEY, EPOCH_KEY, self.epoch, int(self.recovery_grace * 1000), floor])
         except RedisTimeoutError as exc:
@@ -177,12 +177,9 @@ class RedisSessionStore:
         if not self.epoch and epoch:
             self.epoch = _text(epoch)
         previous = SessionRecord.decode(raw)
-        if previous is not None and previous.state == LIVE and live:
-            # The owner's live count is newer than its claim; the script resumed from it too.
-            previous = SessionRecord(max(previous.last_n, int(live)), LIVE, previous.token)
         if local_record is not None and (previous is None or local_record.last_n > previous.last_n):
             previous = local_record
-        opening = Opening(last_n=int(last[0]), previous=previous)
+        opening = Opening(last_n=int(last), previous=previous)
         self.local.put(client_id, SessionRecord(opening.last_n, LIVE, token))
         return opening
 
