@@ -23,17 +23,33 @@ class SessionStoreBusy(Exception):
 
 
 class SessionStore(Protocol):
-    """The in-memory store (one node) and the Redis store (a cluster) both look like this."""
+    """The in-memory store (one node) and the Redis store (a cluster) both look like this.
 
-    shared: bool  # True when other nodes see the same sessions
+    Counts only go up over a session's life, so when two records of a session disagree the
+    higher count is the newer one ("max wins"): no write ever lowers a stored count, except an
+    exact close by the connection that holds the session.
+    """
 
-    async def open(self, client_id: str, token: str) -> Opening: ...
+    shared: bool  # True when other nodes see the same sessions; the hub then enforces leases
+
+    async def open(self, client_id: str, token: str) -> Opening:
+        """Claim the session for connection ``token``; the claim stores ``Opening.last_n``.
+
+        Raises :class:`SessionStoreBusy` when the claim cannot be stored now.
+        """
 
     async def checkpoint(self, owner_channel: str,
-                         entries: list[tuple[str, str, int]]) -> bool: ...
+                         entries: list[tuple[str, str, int]]) -> bool:
+        """Store the live counts (client id, token, last count) of this node's connections.
 
-    async def close(self, client_id: str, token: str, last_n: int) -> None: ...
+        Return True once they are stored: the hub may then raise those connections' leases.
+        """
 
-    async def close_many(self, entries: list[tuple[str, str, int]]) -> None: ...
+    async def close(self, client_id: str, token: str, last_n: int) -> None:
+        """Record a connection's exact last count ("max wins" against other connections)."""
 
-    async def aclose(self) -> None: ...
+    async def close_many(self, entries: list[tuple[str, str, int]]) -> None:
+        """:meth:`close` for several connections at once (a drain's batch)."""
+
+    async def aclose(self) -> None:
+        """Release the store's resources."""
