@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from localcluster.cluster import data_dir_env, start_cluster
-from localcluster.processes import restart_redis, start_redis
+from localcluster.processes import restart_redis, start_redis, wait_for
 from timer.sessions.records import CLOSED, LIVE, SessionRecord
 from timer.sessions.redis_store import KEY_PREFIX, RedisSessionStore
 from timer.sessions.store import SessionStoreBusy
@@ -417,3 +417,21 @@ async def test_sessions__close_held_through_redis_restart_with_data_is_kept(tmp_
     finally:
         cluster.stop()
     assert 1 <= first - again.frames[-1].n <= 2, (again.counts(), first)
+
+
+async def test_sessions__session_closed_before_redis_restarts_empty_is_not_reset(tmp_path):
+    """A client that closed just before Redis restarted empty resumes at last + 1 on another
+    node: the node it left writes its recent closes back."""
+    cluster = node_pair(tmp_path)
+    try:
+        a, b = cluster.nodes
+        before = await frames_from(a.extra["ws_url"], "amnesia", 4)
+        await asyncio.to_thread(wait_for, lambda: "client=amnesia event=disconnect" in a.log(),
+                                timeout=5, what="the close to be recorded")
+        await asyncio.sleep(2 * INTERVAL)  # both nodes have checkpointed since
+        cluster.redis.stop()
+        cluster.redis = restart_redis(cluster.redis)
+        first = await first_frame(b.extra["ws_url"], "amnesia")
+    finally:
+        cluster.stop()
+    assert first == before.frames[-1].n + 1, (before.counts(), first)
