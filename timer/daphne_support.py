@@ -16,6 +16,9 @@ classes.
   ``daphne.ws_protocol.WebSocketFactory``, which ``daphne.server.Server.run`` calls once with
   its ``--websocket_max_message_size`` / ``--websocket_max_frame_size`` (the smaller of the two
   limits wins); the three option names are autobahn's documented options, checked at install.
+  With ``failByDrop`` off, every failure autobahn detects (protocol errors, invalid UTF-8, ping
+  timeouts) is answered with its close frame too, and the TCP connection goes at most
+  ``closeHandshakeTimeout`` (autobahn's default, 1 s) later.
 - The HTTP denial response (``websocket.http.response.start`` / ``.body``, ASGI's
   ``websocket.http.response`` extension): daphne can only refuse a handshake with 403, but a
   full node must answer 503 with ``Retry-After``.
@@ -145,12 +148,12 @@ def install_message_limit(limit: int) -> None:
     def set_protocol_options(self, **options):
         for name in LIMIT_OPTIONS:
             given = options.get(name)
-            options[name] = limit if not given else min(given, limit)  # 0 or None: no limit
+            # daphne's 0 means "no limit", which the node's limit replaces.
+            options[name] = limit if not given else min(given, limit)
         # Fail a connection with a close frame (the client learns why), not a dropped socket.
         options["failByDrop"] = False
         WebSocketServerFactory.setProtocolOptions(self, **options)
 
-    set_protocol_options.message_limit = limit
     WebSocketFactory.setProtocolOptions = set_protocol_options
 
 

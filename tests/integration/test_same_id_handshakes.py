@@ -32,7 +32,7 @@ class Outcome:
 
 
 async def hold(url: str, outcome: Outcome, settle: asyncio.Event, done: asyncio.Event) -> None:
-    """Connect, record frames; once ``settle`` is set, note whether still open; close at ``done``."""
+    """Connect and record frames; at ``settle`` note whether still open; close at ``done``."""
     try:
         async with websockets.connect(url, open_timeout=10, close_timeout=2) as ws:
             try:
