@@ -29,12 +29,14 @@ class Outcome:
     close: int | None = None  # close code received; None while open
     refused: int | None = None  # HTTP status of a refused handshake
     open: bool = False
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # handshake over, either way
 
 
 async def hold(url: str, outcome: Outcome, settle: asyncio.Event, done: asyncio.Event) -> None:
     """Connect and record frames; at ``settle`` note whether still open; close at ``done``."""
     try:
         async with websockets.connect(url, open_timeout=10, close_timeout=2) as ws:
+            outcome.ready.set()
             try:
                 while not done.is_set():
                     with contextlib.suppress(TimeoutError):
@@ -49,6 +51,8 @@ async def hold(url: str, outcome: Outcome, settle: asyncio.Event, done: asyncio.
                 outcome.open = False
     except websockets.InvalidStatus as refused:
         outcome.refused = refused.response.status_code
+    finally:
+        outcome.ready.set()
 
 
 async def frames_then_close(url: str, count: int) -> list[int]:
@@ -67,7 +71,8 @@ async def trial(first_url: str, second_url: str, client_id: str) -> tuple[int, O
     settle, done = asyncio.Event(), asyncio.Event()
     tasks = [asyncio.create_task(hold(f"{url}?id={client_id}", outcome, settle, done))
              for url, outcome in zip((first_url, second_url), outcomes)]
-    await asyncio.sleep(10 * INTERVAL)  # both handshakes over, takeovers delivered
+    await asyncio.wait_for(asyncio.gather(*(o.ready.wait() for o in outcomes)), 20)
+    await asyncio.sleep(10 * INTERVAL)  # takeovers delivered
     settle.set()
     await asyncio.sleep(3 * INTERVAL)
     done.set()
