@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 from dataclasses import dataclass, field
 
 import pytest
 import websockets
 
 from localcluster.cluster import data_dir_env
-from localcluster.processes import start_node
+from localcluster.processes import start_node, wait_for
 from timer.close_codes import CLOSE_SESSION_TAKEN_OVER
 
 from .ticks import FRAME
@@ -145,3 +147,23 @@ async def test_same_id__two_handshakes_on_two_nodes__one_survivor_no_repeat(redi
             second.stop()
     finally:
         first.stop()
+
+
+async def test_same_id__handshakes_whose_client_vanishes_cost_no_count(redis_node):
+    """Clients that send a handshake and reset the connection at once leave the count as it was."""
+    url = f"{redis_node.extra['ws_url']}?id=vanishing"
+    seen = await frames_then_close(url, 2)
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", redis_node.port), timeout=5) as sock:
+            sock.sendall(b"GET /?id=vanishing HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         b"Sec-WebSocket-Version: 13\r\n\r\n")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # Each ends in one line: attached then released (disconnect), or superseded (takeover).
+    await asyncio.to_thread(wait_for, lambda: sum(
+        redis_node.log().count(f"client=vanishing event={event}")
+        for event in ("disconnect", "takeover")) >= 1 + 5, timeout=15,
+        what="the vanished handshakes to end")
+    again = await frames_then_close(url, 1)
+    assert again[0] == seen[-1] + 1
+    assert "Traceback" not in redis_node.log()
