@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import re
@@ -11,7 +12,11 @@ import tracemalloc
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from timer.close_codes import CLOSE_MESSAGE_TOO_BIG, CLOSE_SESSION_TAKEN_OVER
+from timer.close_codes import (
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_NO_STATUS_RECEIVED,
+    CLOSE_SESSION_TAKEN_OVER,
+)
 from timer.routing import websocket_application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -198,3 +203,141 @@ async def test_consumer__no_leaks_after_many_connect_disconnect_cycles(node, cap
     assert len(node.hub.wheel) == 0
     assert len(asyncio.all_tasks()) == tasks_before
     assert growth < 256 * 1024, f"memory grew by {growth} bytes over 2000 cycles"
+
+
+async def outputs_until_quiet(comm: WebsocketCommunicator, quiet: float = 0.3,
+                              limit: int = 100) -> list[dict]:
+    """The outputs the application sends until it is silent for ``quiet`` s (at most ``limit``)."""
+    result = []
+    while len(result) < limit and not await comm.receive_nothing(timeout=quiet):
+        result.append(await comm.receive_output())
+    return result
+
+
+async def test_consumer__over_limit_frames_in_a_row_close_once(node):
+    """Three over-limit frames before the close lands: one close, and the connection released."""
+    comm = communicator("/?id=flooder")
+    await comm.connect()
+    for _ in range(3):
+        await comm.send_to(text_data="x" * (node.config.max_client_frame + 1))
+    closes = [o for o in await outputs_until_quiet(comm) if o["type"] == "websocket.close"]
+    assert closes == [{"type": "websocket.close", "code": CLOSE_MESSAGE_TOO_BIG}]
+    await comm.disconnect(code=CLOSE_MESSAGE_TOO_BIG)
+    assert len(node.hub) == 0
+
+
+async def test_consumer__instance_cancelled_without_disconnect_releases_its_connection(node):
+    """An application instance that ends without a disconnect (daphne cancels it) frees its slot
+    and records its count, so the next connection resumes at exactly the next frame."""
+    comm = communicator("/?id=cancelled")
+    await comm.connect()
+    seen = await counts(comm, 2)
+    comm.future.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await comm.future
+    assert len(node.hub) == 0 and len(node.hub.wheel) == 0
+    outputs = []
+    while not comm.output_queue.empty():
+        outputs.append(comm.output_queue.get_nowait())
+    late = [int(FRAME.match(o["text"])["n"]) for o in outputs if o["type"] == "websocket.send"]
+    again = communicator("/?id=cancelled")
+    await again.connect()
+    assert await counts(again, 1) == [(seen + late)[-1] + 1]
+    await again.disconnect()
+
+
+async def test_consumer__close_frame_without_code_counted_as_1005(node):
+    """The ASGI disconnect of an empty close frame has code None: counted as 1005."""
+    comm = communicator("/?id=quiet")
+    await comm.connect()
+    await comm.disconnect(code=None)
+    assert node.counters.closes_by_code == {str(CLOSE_NO_STATUS_RECEIVED): 1}
+
+
+def slow_opens(node, delay: float = 0.05) -> list[str]:
+    """Make every session open wait ``delay`` first: handshakes then overlap as under load.
+
+    Returns the list the tokens of the opens are appended to, as each starts.
+    """
+    store_open = node.store.open
+    tokens: list[str] = []
+
+    async def open_later(client_id: str, token: str):
+        tokens.append(token)
+        await asyncio.sleep(delay)
+        return await store_open(client_id, token)
+
+    node.store.open = open_later
+    return tokens
+
+
+async def handshake(path: str, window: float = 0.5) -> tuple[WebsocketCommunicator, list[dict]]:
+    """Connect; return the communicator and every output of the first ``window`` seconds."""
+    comm = communicator(path)
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    outputs = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + window
+    while (left := deadline - loop.time()) > 0:
+        with contextlib.suppress(TimeoutError):
+            outputs.append(await asyncio.wait_for(comm.output_queue.get(), left))
+    return comm, outputs
+
+
+async def test_consumer__two_handshakes_with_one_id_at_once__one_survives(node):
+    """Simultaneous handshakes with one id: the older gets 4001, the newer resumes exactly."""
+    first = communicator("/?id=racer")
+    await first.connect()
+    last = (await counts(first, 2))[-1]
+    last = ([last] + await sent_before_disconnect(first))[-1]
+    slow_opens(node)
+    (older, older_out), (newer, newer_out) = await asyncio.gather(
+        handshake("/?id=racer"), handshake("/?id=racer"))
+    assert [o.get("code") for o in older_out if o["type"] == "websocket.close"] == [
+        CLOSE_SESSION_TAKEN_OVER]
+    assert not [o for o in newer_out if o["type"] == "websocket.close"]
+    frames = [int(FRAME.match(o["text"])["n"]) for o in newer_out if o["type"] == "websocket.send"]
+    assert frames[:1] == [last + 1], "the newer connection must resume at exactly last + 1"
+    assert len(node.hub) == 1 and node.counters.takeovers == 1
+    assert len(node.reservations) == 0
+    await older.disconnect(code=CLOSE_SESSION_TAKEN_OVER)
+    await newer.disconnect()
+
+
+async def test_consumer__takeover_message_during_the_handshake_is_not_lost(node):
+    """Another node's takeover that arrives while the older connection is still in its
+    handshake closes that connection with 4001 once the handshake ends."""
+    tokens = slow_opens(node, delay=0.2)
+    comm = communicator("/?id=crossed")
+    connecting = asyncio.create_task(comm.connect(timeout=5))
+    async with asyncio.timeout(2):
+        while not tokens:  # the handshake is claiming the session
+            await asyncio.sleep(0.005)
+    await node.layer.send(node.channel_name, {"type": "session.takeover",
+                                              "client_id": "crossed", "token": tokens[0]})
+    connected, _ = await connecting
+    assert connected
+    closes = [o for o in await outputs_until_quiet(comm) if o["type"] == "websocket.close"]
+    assert [c["code"] for c in closes] == [CLOSE_SESSION_TAKEN_OVER]
+    assert len(node.hub) == 0 and node.counters.takeovers == 1
+    await comm.disconnect(code=CLOSE_SESSION_TAKEN_OVER)
+
+
+async def test_consumer__hostile_peer_and_origin_are_quoted_in_logs(node, caplog):
+    """A forged peer address (from a proxy header) and Origin cannot forge fields or lines."""
+    forged = 'x" node=forged\n\x1b[31mred' + "A" * 500
+    comm = WebsocketCommunicator(websocket_application(), "/?id=" + "x" * 65,
+                                 headers=[(b"origin", b"http://localhost")])
+    comm.scope["client"] = [forged, 1]
+    assert not (await comm.connect())[0]
+    evil = communicator("/?id=ok", origin=b'http://evil.example/"\x1b[2J x=1')
+    assert not (await evil.connect())[0]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("timer.")]
+    assert len(lines) >= 2
+    for line in lines:
+        assert "\n" not in line and "\x1b" not in line and len(line) < 400, line
+        # Read as key=value fields (values quoted or bare), only the genuine ones appear.
+        fields = re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"(?:\.\.\.)?|\S+)', line)
+        assert ("node", node.name) in fields and ("x", "1") not in fields, line
+        assert [key for key, _ in fields].count("node") == 1, line

@@ -2,6 +2,8 @@
 
 import pprint
 
+import pytest
+
 from timer import daphne_support
 
 
@@ -48,3 +50,39 @@ def test_install_send_errors__idempotent_and_an_oserror():
     daphne_support.install_send_errors()
     assert Server.handle_reply is wrapped and wrapped.raises_on_closed
     assert issubclass(daphne_support.ClientDisconnected, OSError)
+
+
+def test_handle_reply__close_while_closing_does_nothing():
+    """A second close (the first is in flight) sends nothing and raises nothing, whatever code."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    daphne_support.install()
+    protocol = WebSocketProtocol()
+    sent = []
+    protocol.sendCloseFrame = lambda **frame: sent.append(frame)
+    for state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED):
+        protocol.state = state
+        for code in (1009, 1000, 4001, None):
+            assert protocol.handle_reply({"type": "websocket.close", "code": code}) is None
+    assert sent == []
+
+
+@pytest.mark.parametrize("daphne_limit, expected", [
+    (1024 * 1024, 1024),  # daphne's default: the node's limit wins
+    (512, 512),  # a smaller --websocket_max_message_size is kept
+    (0, 1024),  # 0 (no limit) is not honoured
+])
+def test_install_message_limit__caps_daphne_factory_and_closes_instead_of_dropping(
+        daphne_limit, expected):
+    """daphne's own option call ends with the smaller limit, and failing sends a close frame."""
+    from daphne.ws_protocol import WebSocketFactory
+
+    daphne_support.install_message_limit(1024)
+    factory = WebSocketFactory(None)
+    # The call daphne.server.Server.run makes when it starts.
+    factory.setProtocolOptions(autoPingTimeout=30, allowNullOrigin=True, openHandshakeTimeout=5,
+                               maxMessagePayloadSize=daphne_limit,
+                               maxFramePayloadSize=daphne_limit)
+    assert (factory.maxMessagePayloadSize, factory.maxFramePayloadSize) == (expected, expected)
+    assert factory.failByDrop is False
+    assert factory.autoPingTimeout == 30 and factory.openHandshakeTimeout == 5

@@ -21,3 +21,25 @@ CLOSE_TRY_AGAIN_LATER = 1013
 # A frame could not be sent for a reason other than the client leaving: a fault on the node.
 # Reconnect with backoff; the session resumes on this node or another.
 CLOSE_INTERNAL_ERROR = 1011
+
+# Never sent: recorded (metrics, logs) for a client's close frame that carried no status code,
+# what a browser sends for a plain ``ws.close()`` (RFC 6455 §7.1.5, "no status received").
+CLOSE_NO_STATUS_RECEIVED = 1005
+
+# Never sent: recorded for a connection that ended without any close frame (RFC 6455 §7.1.5),
+# or whose handler ended without hearing of its disconnect.
+CLOSE_ABNORMAL = 1006
+
+# Codes counted one by one in /metrics: RFC 6455's registered codes and the node's own. Any
+# other (3000-4999, which a client may pick freely) is counted as "other", so a client cannot
+# grow the metric's label set.
+COUNTED_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1005, 1016),
+                                 CLOSE_SESSION_TAKEN_OVER})
+OTHER_CLOSE_CODES = "other"
+
+
+def close_code_label(code: int | None) -> str:
+    """The metric label of a close code: the code itself if counted, else "other"."""
+    if code is None:
+        code = CLOSE_NO_STATUS_RECEIVED
+    return str(code) if code in COUNTED_CLOSE_CODES else OTHER_CLOSE_CODES

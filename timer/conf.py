@@ -193,7 +193,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WSTIME_TICK_INTERVAL", "1", _positive,
             "Seconds between two frames on a connection."),
     Setting("WSTIME_MAX_CLIENT_FRAME", "1024", _positive_count,
-            "Largest frame (bytes) a client may send; a larger one closes with 1009."),
+            "Largest message (bytes) a client may send, whole or in fragments; a larger one "
+            "closes with 1009 before it is buffered."),
     Setting("WSTIME_REQUIRE_ORIGIN", "false", _bool,
             "Refuse WebSocket handshakes that carry no Origin header (browsers always send one)."),
     Setting("WSTIME_REDIS_URL", "", _redis_url,

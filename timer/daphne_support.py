@@ -1,10 +1,24 @@
-"""Three ASGI WebSocket features that daphne 4.2 leaves out, added to its classes.
+"""ASGI WebSocket features that daphne 4.2 leaves out, and limits it leaves open, added to its
+classes.
 
 - Close codes and reasons: daphne passes ``websocket.close`` to autobahn's ``sendClose``, which
   accepts only 1000 and 3000-4999 (the codes an *application* may pick) and drops the reason the
   ASGI spec allows. A server may also send RFC 6455's registered codes, and a node needs 1009
   (message too big), 1012 (restarting) and 1013 (try again later), with its reconnect hint in
-  the reason.
+  the reason. A close while the connection is already closing or closed does nothing: daphne
+  would hand it to ``sendClose``, which raises for 1009 and kills the application instance.
+- Message size: daphne lets a client send 1 MiB messages by default, in fragments it buffers
+  until the message ends, and drops the TCP connection without a close frame when one is too
+  big. :func:`install_message_limit` caps autobahn's ``maxMessagePayloadSize`` and
+  ``maxFramePayloadSize`` at ``WSTIME_MAX_CLIENT_FRAME`` (checked against each frame's header,
+  so nothing past the limit is buffered) and turns ``failByDrop`` off, so the client gets a
+  1009 close frame (RFC 6455 §7.1.7). It wraps ``setProtocolOptions`` of daphne's public
+  ``daphne.ws_protocol.WebSocketFactory``, which ``daphne.server.Server.run`` calls once with
+  its ``--websocket_max_message_size`` / ``--websocket_max_frame_size`` (the smaller of the two
+  limits wins); the three option names are autobahn's documented options, checked at install.
+  With ``failByDrop`` off, every failure autobahn detects (protocol errors, invalid UTF-8, ping
+  timeouts) is answered with its close frame too, and the TCP connection goes at most
+  ``closeHandshakeTimeout`` (autobahn's default, 1 s) later.
 - The HTTP denial response (``websocket.http.response.start`` / ``.body``, ASGI's
   ``websocket.http.response`` extension): daphne can only refuse a handshake with 403, but a
   full node must answer 503 with ``Retry-After``.
@@ -33,6 +47,8 @@ from __future__ import annotations
 import logging
 import pprint
 from http import HTTPStatus
+
+from .conf import config
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +125,41 @@ def install_send_errors() -> None:
     Server.handle_reply = handle_reply
 
 
+LIMIT_OPTIONS = ("maxMessagePayloadSize", "maxFramePayloadSize")
+
+
+def install_message_limit(limit: int) -> None:
+    """Cap daphne's message and frame sizes at ``limit`` bytes, answered with a 1009 close.
+
+    Applies to every factory whose options are set afterwards (daphne sets them when its server
+    starts). Installing again replaces the limit.
+    """
+    import inspect
+
+    from autobahn.twisted.websocket import WebSocketServerFactory
+    from daphne.ws_protocol import WebSocketFactory
+
+    accepted = inspect.signature(WebSocketServerFactory.setProtocolOptions).parameters
+    missing = [name for name in (*LIMIT_OPTIONS, "failByDrop") if name not in accepted]
+    if missing:
+        raise RuntimeError(f"autobahn's setProtocolOptions lacks {missing}: this autobahn "
+                           "version cannot enforce WSTIME_MAX_CLIENT_FRAME")
+
+    def set_protocol_options(self, **options):
+        for name in LIMIT_OPTIONS:
+            given = options.get(name)
+            # daphne's 0 means "no limit", which the node's limit replaces.
+            options[name] = limit if not given else min(given, limit)
+        # Fail a connection with a close frame (the client learns why), not a dropped socket.
+        options["failByDrop"] = False
+        WebSocketServerFactory.setProtocolOptions(self, **options)
+
+    WebSocketFactory.setProtocolOptions = set_protocol_options
+
+
 def install() -> None:
-    """Teach daphne close codes, reasons, denials and send errors; lazy debug formatting;
-    eager writes."""
+    """Teach daphne close codes, reasons, denials, send errors and the message limit; lazy
+    debug formatting; eager writes."""
     global _installed
     if _installed:
         return
@@ -128,6 +176,8 @@ def install() -> None:
 
     def handle_reply(self, message):
         kind = message.get("type")
+        if kind == "websocket.close" and self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
+            return None  # already closing: one close frame per connection
         if kind == "websocket.close" and self.state == self.STATE_OPEN:
             code = message.get("code") or 1000
             if code not in SENDABLE_CLOSE_CODES:
@@ -159,6 +209,7 @@ def install() -> None:
 
     WebSocketProtocol.handle_reply = handle_reply
     WebSocketProtocol.failHandshake = fail_handshake
+    install_message_limit(config().max_client_frame)
     install_send_errors()
     install_eager_writes()
     _installed = True

@@ -59,8 +59,9 @@ class NodeCollector(Collector):
         closes = CounterMetricFamily("wstime_connections_closed",
                                      "Closed WebSocket connections, by close code.",
                                      labels=[*labels, "code"])
-        for code, count in sorted(counters.closes_by_code.items()):
-            closes.add_metric([node.name, str(code)], count)
+        # Labels come from close_code_label(): a bounded set, "other" for client-chosen codes.
+        for label, count in sorted(counters.closes_by_code.items()):
+            closes.add_metric([node.name, label], count)
         yield closes
         refused = CounterMetricFamily("wstime_handshakes_refused",
                                       "Refused WebSocket handshakes, by reason.",

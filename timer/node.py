@@ -32,7 +32,12 @@ from channels.layers import get_channel_layer
 
 from . import supervise
 from .agent import agent_reply, serve_agent
-from .close_codes import CLOSE_SERVICE_RESTART, CLOSE_SESSION_TAKEN_OVER, CLOSE_TRY_AGAIN_LATER
+from .close_codes import (
+    CLOSE_SERVICE_RESTART,
+    CLOSE_SESSION_TAKEN_OVER,
+    CLOSE_TRY_AGAIN_LATER,
+    close_code_label,
+)
 from .conf import Config, config
 from .drain import DrainPlan, close_reason, reconnect_hint_ms
 from .health.decision import DRAINING, STALE
@@ -40,6 +45,7 @@ from .health.runtime import get_monitor
 from .health.sampler import Sampler
 from .hub import Connection, Hub
 from .names import random_name
+from .reservations import Reservations
 from .sessions.memory import MemorySessionStore
 from .sessions.store import Opening, SessionStore
 from .shedding import Shedder
@@ -62,13 +68,15 @@ class NodeCounters:
     shed: int = 0  # connections closed with 1013 to shed load
     health_unavailable: int = 0  # /healthcheck answers with 503
     refused_handshakes: dict[str, int] = field(default_factory=dict)  # by reason
-    closes_by_code: dict[int, int] = field(default_factory=dict)
+    # By close_code_label(): a bounded set of labels, whatever codes clients choose.
+    closes_by_code: dict[str, int] = field(default_factory=dict)
 
     def refused(self, reason: str) -> None:
         self.refused_handshakes[reason] = self.refused_handshakes.get(reason, 0) + 1
 
-    def closed(self, code: int) -> None:
-        self.closes_by_code[code] = self.closes_by_code.get(code, 0) + 1
+    def closed(self, code: int | None) -> None:
+        label = close_code_label(code)
+        self.closes_by_code[label] = self.closes_by_code.get(label, 0) + 1
 
 
 @dataclass
@@ -103,6 +111,9 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counters = NodeCounters()
         self.drain_state: DrainState | None = None
+        # Handshakes in progress by client id (see timer.reservations); the consumer reserves
+        # before its first await, and the inbox marks one that another node took over.
+        self.reservations = Reservations()
 
     # --- life cycle
 
@@ -176,7 +187,11 @@ class Node:
         return f"{self.channel_name or self.name}#{next(self._tokens)}"
 
     async def open_session(self, client_id: str, token: str) -> Opening:
-        """Claim ``client_id`` for a new connection, taking it over from an older one."""
+        """Claim ``client_id`` for a new connection, taking it over from an older one.
+
+        The caller holds the id's reservation (:attr:`reservations`), so no other handshake
+        with this id runs here between the look-up of the older connection and the new claim.
+        """
         assert self.hub is not None and self.store is not None
         local = self.hub.get(client_id)
         if local is not None:
@@ -318,9 +333,15 @@ class Node:
             if kind == "clock.tick":
                 self.hub.release_round(int(message["round"]))
             elif kind == "session.takeover":
-                connection = self.hub.get(str(message.get("client_id")))
-                if connection is not None and connection.token == message.get("token"):
+                client_id, token = str(message.get("client_id")), message.get("token")
+                connection = self.hub.get(client_id)
+                if connection is not None and connection.token == token:
                     await self.take_over_local(connection)
+                elif self.reservations.take_over(client_id, token):
+                    # The older connection is still in its handshake: it gives up (4001)
+                    # instead of attaching once the handshake ends.
+                    logger.info("node=%s client=%s event=takeover-pending: a newer connection "
+                                "holds the session", self.name, client_id)
             else:
                 logger.warning("node=%s ignoring unknown message type %r", self.name, kind)
 

@@ -9,6 +9,7 @@ from channels.security.websocket import OriginValidator
 from django.conf import settings
 
 from .conf import config
+from .log_text import quoted
 from .node import get_node
 
 logger = logging.getLogger(__name__)
@@ -39,14 +40,14 @@ class BrowserOriginValidator(OriginValidator):
     def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
         if parsed_origin is None:
             if config().require_origin:
-                logger.warning("refused a WebSocket handshake without Origin "
-                               "(WSTIME_REQUIRE_ORIGIN is on)")
+                logger.warning("node=%s refused a WebSocket handshake without Origin "
+                               "(WSTIME_REQUIRE_ORIGIN is on)", get_node().name)
                 get_node().counters.refused("missing_origin")
                 return False
             return True
         if self.validate_origin(parsed_origin):
             return True
-        logger.warning("refused a WebSocket handshake from foreign Origin %s",
-                       parsed_origin.geturl()[:200])
+        logger.warning("node=%s refused a WebSocket handshake from a foreign origin=%s",
+                       get_node().name, quoted(parsed_origin.geturl()))
         get_node().counters.refused("foreign_origin")
         return False
