@@ -9,80 +9,81 @@ headers, and autobahn's opening-handshake timeout starts after the upgrade).
 
 :func:`install` gives every HTTP connection daphne accepts a total deadline,
 ``WSTIME_HEADER_TIMEOUT`` seconds, for its request headers: from the connection's start, and
-again from the end of each response on a kept-alive connection. When the headers are complete
-(``HTTPChannel.allHeadersReceived``) the deadline is cancelled, so a slow response, or a
-WebSocket after its upgrade, is never cut. A connection past its deadline is aborted (no
-response, like an idle timeout).
+again from the end of each response on a kept-alive connection. Once the headers are complete
+the deadline no longer applies, so a slow response, or a WebSocket after its upgrade, is never
+cut. A connection past its deadline is aborted (no response, like an idle timeout).
+
+Cost: a handshake pays an attribute and a dictionary entry, not a timer; one sweep every
+``min(1 s, deadline / 4)`` looks at the connections still in HTTP, so a connection is cut
+between the deadline and one sweep interval after it.
 
 It relies on these names, checked at install against the versions this project pins (daphne
-4.2, Twisted 26.10): ``daphne.http_protocol.HTTPFactory.buildProtocol`` (patched), the
+4.2, Twisted 26.10): ``daphne.http_protocol.HTTPFactory.buildProtocol`` (wrapped), the
 ``_channel`` that Twisted's ``_GenericHTTPChannelProtocol`` wraps (private), and
-``HTTPChannel.allHeadersReceived``, ``requestDone`` and ``connectionLost``, wrapped on each
-channel instance, not on the class.
+``HTTPChannel.allHeadersReceived``, ``requestDone`` and ``connectionLost`` (wrapped on the
+class: daphne is the only Twisted HTTP server in a node's process).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
+_SINCE = "_wstime_headers_since"  # on a channel: when its current header phase began, or None
+_CLOSED = object()  # _SINCE of a channel whose connection is gone
 _CHANNEL_METHODS = ("allHeadersReceived", "requestDone", "connectionLost")
 
 
-class HeaderDeadline:
-    """Aborts ``channel``'s connection if its request headers take more than ``seconds``."""
+class Clock(Protocol):
+    """What the deadlines need from Twisted's reactor (or ``twisted.internet.task.Clock``)."""
 
-    __slots__ = ("channel", "wrapper", "seconds", "call_later", "_timer")
+    def seconds(self) -> float: ...
 
-    def __init__(self, channel: Any, wrapper: Any, seconds: float,
-                 call_later: Callable[..., Any]) -> None:
-        self.channel = channel
-        self.wrapper = wrapper  # the protocol the transport delivers to, while it is HTTP
+    def callLater(self, delay: float, f: Any, *args: Any) -> Any: ...  # noqa: N802 - Twisted's
+
+
+class HeaderDeadlines:
+    """The HTTP connections of a process that may still be sending request headers."""
+
+    def __init__(self, seconds: float, clock: Clock) -> None:
         self.seconds = seconds
-        self.call_later = call_later
-        self._timer: Any = None
-        headers_done = channel.allHeadersReceived
-        response_done = channel.requestDone
-        connection_lost = channel.connectionLost
+        self.every = min(1.0, seconds / 4)
+        self.clock = clock
+        self._tracked: dict[Any, Any] = {}  # protocol the transport delivers to -> its channel
+        self._sweeping = False
 
-        def all_headers_received() -> None:
-            self.cancel()
-            headers_done()
+    def track(self, protocol: Any) -> None:
+        """Start the deadline of a new connection (``protocol`` wraps an ``HTTPChannel``)."""
+        channel = getattr(protocol, "_channel", protocol)
+        setattr(channel, _SINCE, self.clock.seconds())
+        self._tracked[protocol] = channel
+        if not self._sweeping:
+            self._sweeping = True
+            self.clock.callLater(self.every, self.sweep)
 
-        def request_done(request: Any) -> None:
-            # Armed first: a pipelined request parsed inside requestDone cancels it again.
-            self.arm()
-            response_done(request)
-
-        def lost(reason: Any) -> None:
-            self.cancel()
-            connection_lost(reason)
-
-        channel.allHeadersReceived = all_headers_received
-        channel.requestDone = request_done
-        channel.connectionLost = lost
-
-    def arm(self) -> None:
-        """Start (or restart) the deadline for the next request's headers."""
-        self.cancel()
-        self._timer = self.call_later(self.seconds, self._expire)
-
-    def cancel(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-
-    def _expire(self) -> None:
-        self._timer = None
-        transport = self.channel.transport
-        if transport is None or getattr(transport, "protocol", self.wrapper) is not self.wrapper:
-            return  # closed, or handed over to a WebSocket protocol
-        logger.info("closing a connection from %s: request headers not complete after %ss",
-                    _peer(transport), self.seconds)
-        transport.abortConnection()
+    def sweep(self) -> None:
+        """Abort the connections past their deadline; forget those closed or upgraded."""
+        now = self.clock.seconds()
+        for protocol, channel in list(self._tracked.items()):
+            transport = channel.transport
+            since = getattr(channel, _SINCE, None)
+            # The protocol the transport delivers to (TLS wraps it; an upgrade replaces it).
+            receiver = getattr(transport, "wrappedProtocol",
+                               getattr(transport, "protocol", protocol))
+            if since is _CLOSED or transport is None or receiver is not protocol:
+                del self._tracked[protocol]  # closed, or handed over to a WebSocket protocol
+                continue
+            if since is not None and now - since >= self.seconds:
+                logger.info("closing a connection from %s: request headers not complete after "
+                            "%ss", _peer(transport), self.seconds)
+                del self._tracked[protocol]
+                transport.abortConnection()
+        if self._tracked:
+            self.clock.callLater(self.every, self.sweep)
+        else:
+            self._sweeping = False
 
 
 def _peer(transport: Any) -> str:
@@ -93,24 +94,66 @@ def _peer(transport: Any) -> str:
         return "unknown peer"
 
 
-def install(seconds: float) -> None:
-    """Give every HTTP connection daphne accepts a ``seconds`` deadline for its headers.
-
-    Idempotent; calling it again with another value changes the deadline of new connections.
-    """
-    from daphne.http_protocol import HTTPFactory
+def _check_names() -> None:
     from twisted.web.http import HTTPChannel
 
     missing = [name for name in _CHANNEL_METHODS if not hasattr(HTTPChannel, name)]
     if missing:
         raise RuntimeError(f"twisted.web.http.HTTPChannel lacks {', '.join(missing)}; the "
                            "request header deadline needs them (see timer/header_deadline.py)")
+
+
+def install_channel_hooks(clock: Clock) -> None:
+    """Make ``HTTPChannel`` record when each header phase starts and ends (idempotent)."""
+    from twisted.web.http import HTTPChannel
+
+    _check_names()
+    if getattr(HTTPChannel.allHeadersReceived, "header_deadline", False):
+        HTTPChannel.requestDone.clock = clock
+        return
+    headers_done, response_done = HTTPChannel.allHeadersReceived, HTTPChannel.requestDone
+    connection_lost = HTTPChannel.connectionLost
+
+    def allHeadersReceived(self):  # noqa: N802 - Twisted's name
+        setattr(self, _SINCE, None)
+        return headers_done(self)
+
+    def requestDone(self, request):  # noqa: N802 - Twisted's name
+        # Set first: a pipelined request parsed inside requestDone clears it again.
+        setattr(self, _SINCE, requestDone.clock.seconds())
+        return response_done(self, request)
+
+    def connectionLost(self, reason):  # noqa: N802 - Twisted's name
+        setattr(self, _SINCE, _CLOSED)
+        return connection_lost(self, reason)
+
+    allHeadersReceived.header_deadline = True
+    requestDone.clock = clock
+    HTTPChannel.allHeadersReceived = allHeadersReceived
+    HTTPChannel.requestDone = requestDone
+    HTTPChannel.connectionLost = connectionLost
+
+
+def install(seconds: float) -> None:
+    """Give every HTTP connection daphne accepts a ``seconds`` deadline for its headers.
+
+    Idempotent; calling it again with another value applies to new connections. The reactor is
+    the factory's, taken at the first connection (importing Twisted's reactor here would
+    install one before daphne chooses its own).
+    """
+    from daphne.http_protocol import HTTPFactory
+
+    _check_names()
     build = getattr(HTTPFactory.buildProtocol, "original", HTTPFactory.buildProtocol)
+    deadlines: HeaderDeadlines | None = None
 
     def buildProtocol(self, addr):  # noqa: N802 - Twisted's name
+        nonlocal deadlines
         protocol = build(self, addr)
-        channel = getattr(protocol, "_channel", protocol)
-        HeaderDeadline(channel, protocol, seconds, self.reactor.callLater).arm()
+        if deadlines is None:
+            install_channel_hooks(self.reactor)
+            deadlines = HeaderDeadlines(seconds, self.reactor)
+        deadlines.track(protocol)
         return protocol
 
     buildProtocol.original = build
