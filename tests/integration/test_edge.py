@@ -153,3 +153,23 @@ async def test_rate_limit__haproxy_answers_429_past_the_rate_of_one_source(nodes
     assert statuses == [200] * limit + [429] * 3
     assert refused.value.response.status_code == 429
     assert other_source == 200
+
+
+async def test_websocket_client_address__forwarded_by_haproxy_not_by_the_client(nodes):
+    """A WebSocket's client address is the one HAProxy saw, whatever the client claims."""
+    haproxy = start_haproxy([node.port for node in nodes])
+    try:
+        await asyncio.to_thread(wait_for, lambda: get(haproxy.port, "/livez") == 200,
+                                timeout=10, what="HAProxy to serve")
+        # A bad client id is refused, and the node logs who asked.
+        for _ in range(2):  # leastconn: one handshake per node
+            with pytest.raises(websockets.InvalidStatus):
+                await websockets.connect(f"{haproxy.extra['ws_url']}?id=bad%20id",
+                                         additional_headers=SPOOFED,
+                                         local_addr=("127.0.0.2", 0), open_timeout=5)
+    finally:
+        haproxy.stop()
+    refusals = [line for node in nodes for line in node.log().splitlines()
+                if "bad client id" in line]
+    assert len(refusals) >= 2
+    assert all("127.0.0.2" in line and "10.1.2.3" not in line for line in refusals), refusals
