@@ -55,27 +55,33 @@ def supervise(
     """
     state = TaskState(name=name)
 
+    def back_off(started: float) -> float:
+        """Count the run that just ended; return the delay before the restart."""
+        state.running = False
+        state.restarts += 1
+        if clock() - started > max_delay:  # a healthy run: start over
+            state.failures, state.delay = 1, first_delay
+        else:
+            state.failures += 1
+            state.delay = first_delay if state.delay == 0 else min(max_delay, state.delay * 2)
+        return state.delay
+
     async def loop() -> None:
         while True:
             state.running = True
             started = clock()
             try:
                 await run()
-                logger.error("background task %s returned; restarting it", name)
                 state.last_error = "returned"
+                logger.error("background task %s returned; restarting it within %.1fs", name,
+                             back_off(started))
             except asyncio.CancelledError:
                 state.running = False
                 raise
             except Exception as exc:  # noqa: BLE001 - this is the one place that catches them
-                logger.exception("background task %s died; restarting it", name)
                 state.last_error = type(exc).__name__
-            state.running = False
-            state.restarts += 1
-            if clock() - started > max_delay:
-                state.failures, state.delay = 1, first_delay
-            else:
-                state.failures += 1
-                state.delay = first_delay if state.delay == 0 else min(max_delay, state.delay * 2)
+                logger.exception("background task %s died; restarting it within %.1fs", name,
+                                 back_off(started))
             if state.failures == CRASH_LOOP_FAILURES:
                 logger.error("background task %s is crash-looping (%d short runs in a row, "
                              "last error %s)", name, state.failures, state.last_error)
