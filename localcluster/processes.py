@@ -189,12 +189,19 @@ def start_node(*, name: str, env: Mapping[str, str] | None = None, port: int | N
                          timeout)
 
 
+# Requests per source per 10 s for a local HAProxy: every local client comes from 127.0.0.1,
+# and a failover storm of thousands of them must not meet the per-source limit.
+LOCAL_RATE_LIMIT = 1_000_000
+
+
 def start_haproxy(node_ports: list[int], *, agent_ports: list[int] | None = None,
-                  port: int | None = None, timeout: float = 10.0) -> Managed:
+                  port: int | None = None, timeout: float = 10.0,
+                  rate_limit: int = LOCAL_RATE_LIMIT) -> Managed:
     """Start HAProxy with deploy/haproxy/haproxy.cfg in front of two nodes.
 
     ``agent_ports`` are the nodes' agent-check ports; without them HAProxy is pointed at free
-    ports where nothing answers, which it treats as "no agent".
+    ports where nothing answers, which it treats as "no agent". ``rate_limit`` is the template's
+    WSTIME_LB_RATE_LIMIT (requests per source address per 10 s).
     """
     if len(node_ports) != 2:
         raise ValueError("the HAProxy template names two nodes")
@@ -206,7 +213,8 @@ def start_haproxy(node_ports: list[int], *, agent_ports: list[int] | None = None
                WSTIME_NODE1_ADDR=f"{LOOPBACK}:{node_ports[0]}",
                WSTIME_NODE2_ADDR=f"{LOOPBACK}:{node_ports[1]}",
                WSTIME_NODE1_AGENT_PORT=str(agent_ports[0]),
-               WSTIME_NODE2_AGENT_PORT=str(agent_ports[1]))
+               WSTIME_NODE2_AGENT_PORT=str(agent_ports[1]),
+               WSTIME_LB_RATE_LIMIT=str(rate_limit))
     managed = _spawn("haproxy", [binary, "-db", "-f", str(HAPROXY_CFG)], env=env, port=port)
     managed.extra["url"] = f"http://{LOOPBACK}:{port}"
     managed.extra["ws_url"] = f"ws://{LOOPBACK}:{port}/"

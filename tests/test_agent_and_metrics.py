@@ -1,5 +1,6 @@
 """The agent-check reply and the /metrics access rule, as pure functions."""
 
+import asyncio
 from dataclasses import replace
 from ipaddress import ip_network
 from types import SimpleNamespace
@@ -8,7 +9,9 @@ import pytest
 
 from timer.agent import agent_reply, spare_capacity
 from timer.health.monitor import Report
-from timer.metrics import scrape_allowed
+from timer import metrics
+from timer.metrics import NodeCollector, scrape_allowed
+from timer.supervise import stop, supervise
 
 REPORT = Report(status="ok", reason="ok", usage=0.3, threshold=0.6, recovery_level=0.55,
                 window=10, capacity_bits_per_second=10**9, capacity_source="link speed",
@@ -62,3 +65,42 @@ def test_scrape_allowed__no_token_configured_never_matches_empty_bearer():
     """An unset token does not make 'Bearer ' a key."""
     cfg = SimpleNamespace(metrics_token="", metrics_allow=())
     assert scrape_allowed(cfg, "10.0.0.1", "Bearer ") is False
+
+
+def test_scrape_allowed__token_compared_in_constant_time(monkeypatch):
+    """The bearer token is checked with hmac.compare_digest, whatever the allowlist says."""
+    compared = []
+
+    def compare_digest(a, b):
+        compared.append((a, b))
+        return a == b
+
+    monkeypatch.setattr(metrics.hmac, "compare_digest", compare_digest)
+    assert scrape_allowed(CFG, "10.1.2.3", "Bearer s3cret") is True
+    assert scrape_allowed(CFG, "10.1.2.3", "Bearer s3creT") is False
+    assert len(compared) == 2
+
+
+async def test_metrics__background_task_state(node):
+    """Each supervised task's running, restarts and crash-looping state is a metric."""
+    async def crash() -> None:
+        raise RuntimeError("boom")
+
+    flaky = supervise("flaky", crash, first_delay=0.001, max_delay=0.004)
+    node.tasks.append(flaky)
+    try:
+        async with asyncio.timeout(5):
+            while flaky.restarts < 4:
+                await asyncio.sleep(0.001)
+        families = {family.name: family for family in NodeCollector(lambda: node).collect()}
+    finally:
+        node.tasks.remove(flaky)
+        await stop([flaky])
+
+    def value(family: str, task: str) -> float:
+        return next(s.value for s in families[family].samples if s.labels["task"] == task)
+
+    assert value("wstime_background_task_crash_looping", "flaky") == 1
+    assert value("wstime_background_task_running", "ticker") == 1
+    assert value("wstime_background_task_crash_looping", "ticker") == 0
+    assert value("wstime_background_task_restarts", "flaky") >= 4

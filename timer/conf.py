@@ -254,6 +254,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Bearer token that opens /metrics from any address; empty: only the allowlist."),
     Setting("WSTIME_METRICS_ALLOW", "127.0.0.0/8,::1", _networks,
             "Comma-separated addresses or CIDR networks that may read /metrics without a token."),
+    Setting("WSTIME_TRUSTED_PROXIES", "", _networks,
+            "Comma-separated addresses or CIDR networks of load balancers whose X-Forwarded-For "
+            "a node believes; empty: none, the peer's own address counts."),
+    Setting("WSTIME_HEADER_TIMEOUT", "10", _positive,
+            "Seconds a client has to send a request's headers, from connecting or from the end of "
+            "its previous request, before the node closes the connection."),
     Setting("WSTIME_POLICY_CACHE_SECONDS", "2", _positive,
             "How long a node keeps the health policy from the database before reading it again."),
 )
@@ -295,6 +301,8 @@ class Config:
     agent_bind: str = "127.0.0.1"
     metrics_token: str = field(default="", repr=False)
     metrics_allow: tuple[IPv4Network | IPv6Network, ...] = ()
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    header_timeout: float = 10.0
     policy_cache_seconds: float = 2.0
 
 

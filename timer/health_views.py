@@ -15,9 +15,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from .health.monitor import Report
-from .health.policy_store import database_state
+from .health.policy_store import database_state, policy_error
 from .health.runtime import get_monitor
 from .node import Node, get_node
+from .supervise import TaskState
 from .version import version
 
 HTTP_OK = 200  # room for new connections
@@ -72,8 +73,15 @@ def health_json(node: Node, report: Report, *, stale_after: float) -> dict[str, 
         "sampler_age_seconds": _rounded(report.sampler_age),
         "stale_after_seconds": stale_after,
         "policy_source": report.policy_source,
+        "policy_error": policy_error(),
         "shared": {"redis": _redis_state(node), "database": database_state()},
+        "tasks": [_task_json(state) for state in node.tasks],
     }
+
+
+def _task_json(state: TaskState) -> dict[str, Any]:
+    return {"name": state.name, "running": state.running, "restarts": state.restarts,
+            "last_error": state.last_error or None, "crash_looping": state.crash_looping}
 
 
 def _redis_state(node: Node) -> str:

@@ -6,6 +6,7 @@ monitor keep plain counters, and :class:`NodeCollector` reads them at scrape tim
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from ipaddress import ip_address
 
@@ -85,12 +86,7 @@ class NodeCollector(Collector):
                      getattr(store, "pending_closes", 0))
         yield _gauge("wstime_redis_up", "1 while the shared session store answers.", node.name,
                      1 if store is not None and getattr(store, "available", False) else 0)
-        tasks = CounterMetricFamily("wstime_background_task_restarts",
-                                    "Restarts of supervised background tasks.",
-                                    labels=[*labels, "task"])
-        for state in node.tasks:
-            tasks.add_metric([node.name, state.name], state.restarts)
-        yield tasks
+        yield from self._tasks(node)
 
     def _health(self, node: Node) -> Iterator:
         monitor = get_monitor()
@@ -106,6 +102,21 @@ class NodeCollector(Collector):
                                    labels=["node", "reason"])
         health.add_metric([node.name, report.reason], 1 if report.healthy else 0)
         yield health
+
+    def _tasks(self, node: Node) -> Iterator:
+        labels = ["node", "task"]
+        restarts = CounterMetricFamily("wstime_background_task_restarts",
+                                       "Restarts of supervised background tasks.", labels=labels)
+        running = GaugeMetricFamily("wstime_background_task_running",
+                                    "1 while a supervised background task runs.", labels=labels)
+        looping = GaugeMetricFamily("wstime_background_task_crash_looping",
+                                    "1 while a supervised background task keeps dying.",
+                                    labels=labels)
+        for state in node.tasks:
+            restarts.add_metric([node.name, state.name], state.restarts)
+            running.add_metric([node.name, state.name], 1 if state.running else 0)
+            looping.add_metric([node.name, state.name], 1 if state.crash_looping else 0)
+        yield from (restarts, running, looping)
 
     def _drain(self, node: Node) -> Iterator:
         state = node.drain_state
@@ -141,7 +152,10 @@ def build_registry() -> CollectorRegistry:
 
 def scrape_allowed(cfg: Config, remote_addr: str, authorization: str) -> bool:
     """Whether a scrape from ``remote_addr`` with this Authorization header may read /metrics."""
-    if cfg.metrics_token and authorization == f"Bearer {cfg.metrics_token}":
+    # compare_digest: the time taken does not tell a guesser how much of the token was right.
+    expected = f"Bearer {cfg.metrics_token}".encode("utf-8", "surrogateescape")
+    given = authorization.encode("utf-8", "surrogateescape")
+    if cfg.metrics_token and hmac.compare_digest(given, expected):
         return True
     try:
         address = ip_address(remote_addr)

@@ -1,7 +1,9 @@
 """ASGI entry point: ``daphne wstime.asgi:application``.
 
 HTTP (the page, static files, admin, health) goes to Django; WebSocket connections on the same
-port go to the timer.
+port go to the timer. Both see the client's address as a trusted proxy forwarded it
+(``WSTIME_TRUSTED_PROXIES``), and daphne's connections get a deadline for their request headers
+(``WSTIME_HEADER_TIMEOUT``).
 """
 
 import os
@@ -13,20 +15,23 @@ django_http = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - needs Django set up first
 
-from timer import daphne_support, health_views  # noqa: E402
+from timer import daphne_support, header_deadline, health_views  # noqa: E402
+from timer.conf import config  # noqa: E402
 from timer.direct_views import DirectViews  # noqa: E402
+from timer.proxy_headers import TrustedProxyHeaders  # noqa: E402
 from timer.routing import websocket_application  # noqa: E402
 from timer.startup import start_process, start_when_serving  # noqa: E402
 from timer.static_files import CachedStaticFiles  # noqa: E402
 
 start_process()
 daphne_support.install()
+header_deadline.install(config().header_timeout)
 start_when_serving()
 
-application = ProtocolTypeRouter({
+application = TrustedProxyHeaders(ProtocolTypeRouter({
     "http": CachedStaticFiles(DirectViews(django_http, {
         "/healthcheck": health_views.healthcheck,
         "/livez": health_views.livez,
     })),
     "websocket": websocket_application(),
-})
+}))

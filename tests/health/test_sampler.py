@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from tests.health.conftest import FakeClock
+from timer.health import policy_store
 from timer.health.capacity import FROM_SETTING
 from timer.health.monitor import HealthMonitor
 from timer.health.policy import Policy
@@ -43,3 +44,37 @@ async def test_sampler_sample_forever__feeds_the_monitor():
     assert report.interfaces == ("lo",)
     assert 0.0 <= report.usage <= 1.0
     assert report.sampler_age < 1.0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sampler_run__policy_load_error_never_stops_sampling(monkeypatch, caplog):
+    """A policy read raising something other than a database error: sampling goes on,
+    the error is logged once for the episode."""
+    calls = 0
+
+    def broken(node_name, settings):
+        nonlocal calls
+        calls += 1
+        raise ValueError("unreadable row")
+
+    monkeypatch.setattr(policy_store, "load_policy", broken)
+    monkeypatch.setattr(policy_store, "_policy_error", None)  # put back after the test
+    monitor = HealthMonitor(Policy(), sample_interval=0.01)
+    sampler = Sampler(monitor, node_name="test-node", interval=0.01, interfaces=("lo",),
+                      link_capacity=8_000_000, policy_every=0.01, connections=lambda: 7)
+    task = asyncio.create_task(sampler.run())
+    try:
+        async with asyncio.timeout(5):
+            while calls < 5 or monitor.usage is None:
+                await asyncio.sleep(0.01)
+        first_age = monitor.report(monitor.clock(), 7).sampler_age
+        await asyncio.sleep(0.1)
+        assert not task.done(), task
+        report = monitor.report(monitor.clock(), 7)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert report.status == "ok" and report.sampler_age < 0.1 + first_age
+    assert policy_store.policy_error() == "ValueError"
+    logged = [r for r in caplog.records if "health policy" in r.getMessage()]
+    assert len(logged) == 1, [r.getMessage() for r in logged]

@@ -1,15 +1,18 @@
 """``/healthcheck`` and ``/livez`` through Django's async test client, on a started node."""
 
+import asyncio
 import json
 from dataclasses import replace
 
 import pytest
 from django.test import AsyncClient
 
+from timer.health import policy_store
 from timer.health.capacity import FROM_SETTING, Capacity
 from timer.health.rates import CounterSample, Counters
 from timer.hub import Connection
 from timer.sessions.redis_store import RedisSessionStore
+from timer.supervise import stop, supervise
 
 LINK = Capacity(80_000, FROM_SETTING)  # 10_000 bytes/s fills it
 
@@ -163,3 +166,52 @@ async def test_livez__answers_without_the_sampler(client, monitor, clock):
     response = await client.get("/livez")
     assert (response.status_code, response.content) == (200, b"alive")
     assert "no-store" in response["Cache-Control"]
+
+
+async def _crash() -> None:
+    raise RuntimeError("detail that must not reach the JSON")
+
+
+async def test_healthcheck__json_shows_background_tasks_and_crash_loops(client, monitor, clock,
+                                                                        node):
+    """Each supervised task's state is in the JSON; a crash-looping one does not cause a 503."""
+    feed(monitor, clock, 3, 0)
+    flaky = supervise("flaky", _crash, first_delay=0.001, max_delay=0.004)
+    node.tasks.append(flaky)
+    try:
+        async with asyncio.timeout(5):
+            while flaky.restarts < 4:
+                await asyncio.sleep(0.001)
+        response = await client.get("/healthcheck?format=json")
+    finally:
+        node.tasks.remove(flaky)
+        await stop([flaky])
+    body = json.loads(response.content)
+    tasks = {task["name"]: task for task in body["tasks"]}
+    assert response.status_code == 200
+    assert tasks["flaky"]["crash_looping"] is True
+    assert tasks["flaky"]["restarts"] >= 4
+    assert tasks["flaky"]["last_error"] == "RuntimeError"
+    assert tasks["ticker"] == {"name": "ticker", "running": True, "restarts": 0,
+                               "last_error": None, "crash_looping": False}
+    assert b"must not reach" not in response.content
+
+
+async def test_healthcheck__policy_load_error_shown_and_still_200(client, monitor, clock,
+                                                                  monkeypatch):
+    """A policy read that raises (not a database error) shows in the JSON; the node stays 200."""
+    def broken(node_name, settings):
+        raise ValueError("unreadable row")
+
+    monkeypatch.setattr(policy_store, "load_policy", broken)
+    monkeypatch.setattr(policy_store, "_policy_error", None)  # put back after the test
+    feed(monitor, clock, 3, 0)
+    refresher = asyncio.create_task(policy_store.refresh_forever(monitor, "web-1", 0.01))
+    try:
+        await asyncio.sleep(0.05)
+        response = await client.get("/healthcheck?format=json")
+    finally:
+        refresher.cancel()
+        await asyncio.gather(refresher, return_exceptions=True)
+    assert response.status_code == 200
+    assert json.loads(response.content)["policy_error"] == "ValueError"

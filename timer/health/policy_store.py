@@ -6,7 +6,10 @@ reaches every node within that time, without a restart. A save or delete made in
 applies here at once, after its transaction commits.
 
 A database that cannot be read keeps the last policy: every node shares the database, so making
-that a reason to fail the health check would take the whole service down.
+that a reason to fail the health check would take the whole service down. Any other error while
+loading (a row the code cannot apply, a bug) also keeps the last policy: it is logged once per
+episode, with its traceback, and its type shows in the health JSON (``policy_error``); it never
+stops the sampler that runs this refresh.
 """
 
 from __future__ import annotations
@@ -28,11 +31,18 @@ logger = logging.getLogger(__name__)
 
 # Whether the last policy read reached the database (None: not tried yet), for the health JSON.
 _database_readable: bool | None = None
+# The type of the error that made the last policy read fail, if it was not a database error.
+_policy_error: str | None = None
 
 
 def database_state() -> str:
     """Return ``up``, ``down`` or ``unknown``: the database as the last policy read found it."""
     return {None: "unknown", True: "up", False: "down"}[_database_readable]
+
+
+def policy_error() -> str | None:
+    """Return the type name of the error of the last policy read, if not a database error."""
+    return _policy_error
 
 
 def load_policy(node_name: str, settings: Policy) -> Policy:
@@ -46,20 +56,26 @@ def load_policy(node_name: str, settings: Policy) -> Policy:
 
 async def refresh_forever(monitor: HealthMonitor, node_name: str, every: float) -> None:
     """Reload the policy into ``monitor`` now and then every ``every`` seconds, until cancelled."""
-    global _database_readable
+    global _database_readable, _policy_error
     load = database_sync_to_async(load_policy)
     failing = False
     while True:
         try:
             policy = await load(node_name, settings_policy(config()))
         except DatabaseError as exc:
-            _database_readable = False
+            _database_readable, _policy_error = False, None
             if not failing:
                 logger.warning("node=%s cannot read the health policy (%s); keeping the last one",
                                node_name, type(exc).__name__)
             failing = True
+        except Exception as exc:  # noqa: BLE001 - never let a bad policy stop the sampler
+            if _policy_error != type(exc).__name__ or not failing:
+                logger.exception("node=%s cannot load the health policy; keeping the last one",
+                                 node_name)
+            _policy_error = type(exc).__name__
+            failing = True
         else:
-            _database_readable = True
+            _database_readable, _policy_error = True, None
             if failing:
                 logger.info("node=%s reads the health policy again", node_name)
             failing = False

@@ -58,7 +58,11 @@ class Sampler:
         )
 
     async def run(self) -> None:
-        """Sample and reload the policy until cancelled; if either fails, both restart."""
+        """Sample and reload the policy until cancelled; if sampling fails, both restart.
+
+        The policy refresh catches its own errors (it keeps the last policy), so a policy that
+        cannot be loaded never stops the sampling: that would turn every node stale at once.
+        """
         async with asyncio.TaskGroup() as group:
             group.create_task(self.sample_forever())
             group.create_task(refresh_forever(self.monitor, self.node_name, self.policy_every))
