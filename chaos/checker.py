@@ -61,10 +61,23 @@ def check_continuity(connections: Iterable[Mapping],
     return violations
 
 
-def _on_faulty_link(conn: Mapping, node: str, faults: Sequence[LinkFault]) -> bool:
-    last_frame = conn["frames"][-1][2] if conn["frames"] else conn["started"]
-    ended = conn["ended"] if conn["ended"] is not None else float("inf")
-    return any(f.node == node and f.start <= ended and last_frame <= f.end for f in faults)
+def _lost_to_a_link(conns: list[Mapping], since: float, until: float,
+                    faults: Sequence[LinkFault]) -> bool:
+    """Whether a connection of the session, open between ``since`` and ``until``, had a faulty
+    link: frames sent to it may have been lost. A connection that showed no frame cannot say
+    which node it reached, so a fault on any node's link counts for it."""
+    for conn in conns:
+        if conn["opened"] is None:
+            continue
+        ended = conn["ended"] if conn["ended"] is not None else float("inf")
+        if ended < since or conn["opened"] > until:
+            continue
+        last = conn["frames"][-1] if conn["frames"] else None
+        begin = last[2] if last else conn["opened"]
+        if any((last is None or f.node == last[0]) and f.start <= ended and begin <= f.end
+               for f in faults):
+            return True
+    return False
 
 
 def _check_session(session_id: str, conns: list[Mapping],
@@ -76,7 +89,7 @@ def _check_session(session_id: str, conns: list[Mapping],
     flagged: set[int] = set()  # connections already reported: one violation per connection
     seen: int | None = None
     seen_on = ""
-    seen_index = -1
+    seen_at = 0.0
     for at, n, node, index in frames:
         where = f"{conns[index]['client']}#{conns[index]['attempt']}@{node} t={at:.2f}"
         found: Violation | None = None
@@ -90,10 +103,8 @@ def _check_session(session_id: str, conns: list[Mapping],
                 found = Violation(kind, session_id,
                                   f"last seen {seen} ({seen_on}), then first frame {n} ({where})")
             elif n > seen + SKIP_BOUND:
-                previous = conns[seen_index]
                 kind = ("skip-after-link-fault"
-                        if _on_faulty_link(previous, previous["frames"][-1][0], link_faults)
-                        else "skip")
+                        if _lost_to_a_link(conns, seen_at, at, link_faults) else "skip")
                 found = Violation(kind, session_id,
                                   f"last seen {seen} ({seen_on}), then first frame {n} ({where})")
         else:
@@ -110,7 +121,7 @@ def _check_session(session_id: str, conns: list[Mapping],
             flagged.add(index)
         last_in[index] = n
         if seen is None or n > seen:
-            seen, seen_on, seen_index = n, where, index
+            seen, seen_on, seen_at = n, where, at
     for conn in conns:
         for text in conn.get("bad_frames", ()):
             out.append(Violation("bad-frame", session_id, text))

@@ -9,10 +9,11 @@ from chaos.checker import (LinkFault, check_continuity, check_logs, check_quiesc
 
 
 def conn(client: str, attempt: int, frames: list[tuple[str, int, float]], *, session="s",
-         started: float | None = None, ended: float | None = None) -> dict:
-    return {"id": session, "client": client, "attempt": attempt,
-            "started": frames[0][2] - 1 if started is None and frames else (started or 0.0),
-            "ended": ended, "frames": frames, "bad_frames": []}
+         opened: float | None = None, ended: float | None = None) -> dict:
+    if opened is None:
+        opened = frames[0][2] - 1 if frames else 0.0
+    return {"id": session, "client": client, "attempt": attempt, "started": opened,
+            "opened": opened, "ended": ended, "frames": frames, "bad_frames": []}
 
 
 def kinds(violations) -> list[str]:
@@ -66,6 +67,12 @@ def test_check_continuity__skip_after_a_faulty_link_is_told_apart():
     assert kinds(check_continuity([first, second], [LinkFault("a", 4.2, 7.0)])) == [
         "skip-after-link-fault"]
     assert kinds(check_continuity([first, second], [LinkFault("b", 4.2, 7.0)])) == ["skip"]
+    # A connection that showed nothing, open while some node's client link was cut.
+    clean_end = conn("c", 0, [("a", n, float(n)) for n in range(5)], ended=4.5)
+    empty = conn("c", 1, [], opened=5.0, ended=8.0)
+    assert kinds(check_continuity([clean_end, empty, second], [LinkFault("b", 6.0, 7.0)])) == [
+        "skip-after-link-fault"]
+    assert kinds(check_continuity([clean_end, empty, second])) == ["skip"]
 
 
 def test_check_recovery__every_session_ticks_after_healing():
