@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import websockets
+from websockets.protocol import State
 
 MAX_RETRIES = 50
 BACKOFF_BASE = 0.5
@@ -83,7 +84,7 @@ class PageClient:
         self.rng = rng
         self.history = history
         self.current: Connection | None = None
-        self.outcome = "running"  # then: taken-over, gave-up, stopped
+        self.outcome = "running"  # then: taken-over, gave-up, stopped, or crashed: <error>
         self._stop = asyncio.Event()
         self._attempts = 0
 
@@ -97,6 +98,15 @@ class PageClient:
         self._stop.set()
 
     async def run(self) -> None:
+        """Connect and reconnect like the page until stopped, taken over, or out of retries."""
+        try:
+            await self._loop()
+        except Exception as exc:
+            # A fault of the harness, not of the cluster: the run reports it and fails.
+            self.outcome = f"crashed: {type(exc).__name__}: {exc}"[:200]
+            raise
+
+    async def _loop(self) -> None:
         retries = 0
         while retries < MAX_RETRIES and not self._stop.is_set():
             conn = await self._session()
@@ -159,7 +169,7 @@ class PageClient:
             return conn
         finally:
             stop.cancel()
-            if ws.state is not websockets.protocol.State.CLOSED:
+            if ws.state is not State.CLOSED:
                 ws.transport.abort()
 
     def _record(self, conn: Connection, text) -> None:

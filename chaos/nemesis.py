@@ -131,7 +131,7 @@ class Nemesis:
     async def _node_term(self, fault: Fault, target: str, rng: random.Random) -> None:
         slot = self._slot(target)
         slot.process.kill(signal.SIGTERM)
-        await self._wait_exit(slot, 20)
+        await self._wait_exit(slot, 35)
         await self._restart(slot, slot.skew)
 
     async def _node_hang(self, fault: Fault, target: str, rng: random.Random) -> None:
@@ -180,11 +180,11 @@ class Nemesis:
         # and changing the offset of a running process would move that clock backwards. So the
         # node restarts (a drain, as a deployment would) with the skew, and again without it.
         slot.process.kill(signal.SIGTERM)
-        await self._wait_exit(slot, 20)
+        await self._wait_exit(slot, 35)
         await self._restart(slot, skew)
         await asyncio.sleep(held)
         slot.process.kill(signal.SIGTERM)
-        await self._wait_exit(slot, 20)
+        await self._wait_exit(slot, 35)
         await self._restart(slot, 0)
 
     async def _partition(self, fault: Fault, target: str, rng: random.Random, cut) -> None:

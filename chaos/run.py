@@ -195,6 +195,8 @@ async def _run(args, seed: int, kinds: tuple[str, ...], cluster: ChaosCluster, o
                                          deadline=healed_at + args.recovery, outcomes=outcomes)
     violations += checker.check_quiescence(live)
     violations += checker.check_logs(logs)
+    violations += [checker.Violation("harness-error", c.id, c.outcome)
+                   for c in clients if c.outcome.startswith("crashed")]
     for node, statuses in endpoints.items():
         for path, status in statuses.items():
             if status != 200:
