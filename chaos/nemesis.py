@@ -24,6 +24,17 @@ PROCESS_KINDS = ("node-kill", "node-term", "node-hang", "redis-kill-keep", "redi
                  "redis-stall", "duplicate", "skew")
 NETNS_KINDS = ("redis-cut", "clients-cut", "lossy")
 ALL_KINDS = PROCESS_KINDS + NETNS_KINDS
+REDIS_KINDS = ("redis-kill-keep", "redis-kill-empty", "redis-stall")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One fault of the schedule: ``at`` seconds after the faults start."""
+
+    at: float
+    kind: str
+    target: str
+    draw: float  # seeds the fault's own choices (durations, skew, victim)
 
 
 @dataclass
@@ -36,6 +47,7 @@ class Fault:
     params: dict = field(default_factory=dict)
     healed: float | None = None
     error: str = ""
+    skipped: str = ""  # why a planned fault was not injected
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -59,36 +71,49 @@ class Nemesis:
         self._tasks: set[asyncio.Task] = set()
 
     def counts(self) -> Counter:
-        return Counter(fault.kind for fault in self.faults)
+        """Injected faults by kind (skipped ones not counted)."""
+        return Counter(fault.kind for fault in self.faults if not fault.skipped)
+
+    def plan(self, duration: float) -> list[Planned]:
+        """The schedule: when, what, on which target; from the seed alone, never from timing."""
+        planned: list[Planned] = []
+        at = 0.0
+        nodes = [slot.name for slot in self.cluster.slots]
+        while True:
+            at += self.rng.uniform(*self.gap)
+            if at >= duration:
+                return planned
+            kind = self.rng.choice(self.kinds)
+            if kind == "duplicate":
+                target = "clients"
+            elif kind in REDIS_KINDS:
+                target = "redis"
+            else:
+                target = self.rng.choice(nodes)
+            planned.append(Planned(at, kind, target, self.rng.random()))
 
     async def run(self, duration: float) -> None:
-        """Inject faults until ``duration`` has passed, then wait for every one to heal."""
-        end = self.clock() + duration
+        """Inject the planned faults for ``duration`` seconds, then wait for every one to heal.
+
+        A fault whose target is still held by an earlier one, or that would exceed
+        ``max_concurrent``, is skipped and recorded as such: the schedule stays the seed's.
+        """
+        start = self.clock()
         try:
-            while self.clock() < end:
-                await asyncio.sleep(self.rng.uniform(*self.gap))
-                if self.clock() >= end:
-                    break
-                if len(self._tasks) >= self.max_concurrent:
+            for item in self.plan(duration):
+                await asyncio.sleep(max(0.0, start + item.at - self.clock()))
+                busy = item.target in self.busy
+                if busy or len(self._tasks) >= self.max_concurrent:
+                    self.faults.append(Fault(kind=item.kind, target=item.target,
+                                             started=self.clock(), healed=self.clock(),
+                                             skipped="target busy" if busy else "too many faults"))
                     continue
-                kind = self.rng.choice(self.kinds)
-                target = self._target(kind)
-                if target is None:
-                    continue
-                task = asyncio.create_task(self._inject(kind, target, self.rng.random()))
+                task = asyncio.create_task(self._inject(item.kind, item.target, item.draw))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         finally:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _target(self, kind: str) -> str | None:
-        if kind == "duplicate":
-            return "clients"
-        if kind.startswith("redis-") and kind not in ("redis-cut",):
-            return None if "redis" in self.busy else "redis"
-        free = [slot.name for slot in self.cluster.slots if slot.name not in self.busy]
-        return self.rng.choice(free) if free else None
 
     async def _inject(self, kind: str, target: str, draw: float) -> None:
         # Every random choice of the fault comes from its own generator, seeded from the

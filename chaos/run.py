@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or REPO / "var" / "chaos" / f"{stamp}-seed{seed}"
     (out / "logs").mkdir(parents=True, exist_ok=True)
     print(f"chaos: seed {seed}  (replay: python -m chaos --seed {seed} --duration "
-          f"{args.duration:g} --clients {args.clients} --kinds {','.join(kinds)})", flush=True)
+          f"{args.duration:g} --clients {args.clients} --nodes {args.nodes} --tick {args.tick:g} "
+          f"--kinds {','.join(kinds)})", flush=True)
     print(f"chaos: output in {out}; network namespaces: {'yes' if with_netns else 'no'}", flush=True)
 
     # SIGTERM ends the run like Ctrl-C: through the clean-up below.
@@ -234,6 +235,7 @@ def _report(seed, args, kinds, nemesis, records, violations, out: Path, *, heale
         "seed": seed, "duration_s": args.duration, "clients": args.clients,
         "sessions": len({r["id"] for r in records}), "client_objects": len(clients),
         "kinds": list(kinds), "faults": dict(nemesis.counts()),
+        "skipped_faults": sum(bool(f.skipped) for f in nemesis.faults),
         "fault_errors": [f.as_json() for f in nemesis.faults if f.error],
         "frames": frames, "connections": opened, "reconnects": opened - len(clients),
         "refused_handshakes": dict(refused), "connection_ends": dict(ends),
