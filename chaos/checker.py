@@ -31,6 +31,7 @@ class Violation:
     kind: str
     id: str
     detail: str
+    window: tuple[float, float] | None = None  # from the last good frame to the bad one
 
 
 @dataclass(frozen=True)
@@ -101,21 +102,24 @@ def _check_session(session_id: str, conns: list[Mapping],
             elif n <= seen:
                 kind = "reset" if n == FIRST_COUNT else "repeat"
                 found = Violation(kind, session_id,
-                                  f"last seen {seen} ({seen_on}), then first frame {n} ({where})")
+                                  f"last seen {seen} ({seen_on}), then first frame {n} ({where})",
+                                  (seen_at, at))
             elif n > seen + SKIP_BOUND:
                 kind = ("skip-after-link-fault"
                         if _lost_to_a_link(conns, seen_at, at, link_faults) else "skip")
                 found = Violation(kind, session_id,
-                                  f"last seen {seen} ({seen_on}), then first frame {n} ({where})")
+                                  f"last seen {seen} ({seen_on}), then first frame {n} ({where})",
+                                  (seen_at, at))
         else:
             previous = last_in[index]
             if n != previous + 1:
                 kind = "repeat-in-connection" if n <= previous else "gap-in-connection"
-                out.append(Violation(kind, session_id, f"{previous} then {n} ({where})"))
+                out.append(Violation(kind, session_id, f"{previous} then {n} ({where})",
+                                     (at, at)))
             elif seen is not None and n <= seen and index not in flagged:
                 found = Violation("overlap", session_id,
                                   f"frame {n} after another connection showed {seen} "
-                                  f"({seen_on}; this one {where})")
+                                  f"({seen_on}; this one {where})", (seen_at, at))
         if found is not None:
             out.append(found)
             flagged.add(index)
@@ -203,3 +207,12 @@ def recovery_times(connections: Iterable[Mapping], healed_at: float) -> list[flo
             if at >= healed_at and at < first.get(conn["id"], float("inf")):
                 first[conn["id"]] = at
     return sorted(at - healed_at for at in first.values())
+
+
+def faults_in(window: tuple[float, float], faults: Iterable[Mapping],
+              margin: float = 2.0) -> list[Mapping]:
+    """The injected faults that overlap ``window`` (widened by ``margin`` before it)."""
+    start, end = window
+    return [f for f in faults if not f.get("skipped")
+            and f["started"] <= end and (f["healed"] if f["healed"] is not None else end)
+            >= start - margin]

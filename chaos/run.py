@@ -231,6 +231,20 @@ def _report(seed, args, kinds, nemesis, records, violations, out: Path, *, heale
     by_kind: dict[str, list[checker.Violation]] = defaultdict(list)
     for violation in violations:
         by_kind[violation.kind].append(violation)
+    faults = [fault.as_json() for fault in nemesis.faults]
+    # Which faults were under way when each frame rule broke: a lead, not a proof.
+    around: dict[str, Counter] = defaultdict(Counter)
+    for violation in violations:
+        if violation.window is not None:
+            kinds_near = {f["kind"] for f in checker.faults_in(violation.window, faults)}
+            around[violation.kind].update(kinds_near or {"none"})
+
+    def example(v: checker.Violation) -> str:
+        if v.window is None:
+            return f"{v.id}: {v.detail}"
+        near = ", ".join(f"{f['kind']}@{f['target']} t={f['started']:.1f}-{f['healed']:.1f}"
+                         for f in checker.faults_in(v.window, faults))
+        return f"{v.id}: {v.detail}; faults: {near or 'none'}"
     summary = {
         "seed": seed, "duration_s": args.duration, "clients": args.clients,
         "sessions": len({r["id"] for r in records}), "client_objects": len(clients),
@@ -244,7 +258,9 @@ def _report(seed, args, kinds, nemesis, records, violations, out: Path, *, heale
         "live_at_quiescence": dict(Counter(live.values())),
         "violations": {kind: len(items) for kind, items in sorted(by_kind.items())},
         "informational": sorted(checker.INFORMATIONAL & set(by_kind)) if not args.strict else [],
-        "examples": {kind: [f"{v.id}: {v.detail}" for v in items[:EXAMPLES]]
+        "faults_around_violations": {kind: dict(counter.most_common())
+                                     for kind, counter in sorted(around.items())},
+        "examples": {kind: [example(v) for v in items[:EXAMPLES]]
                      for kind, items in sorted(by_kind.items())},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
