@@ -151,6 +151,9 @@ async def _run(args, seed: int, kinds: tuple[str, ...], cluster: ChaosCluster, o
             await asyncio.sleep(3.0 / args.clients)  # a ramp, not a herd
         await _wait_until(lambda: all(c.current and c.current.frames for c in clients),
                           timeout=30)
+        # Before any fault every client must tick: one that does not is a finding too.
+        not_started = [c.id for c in clients if not any(conn.frames for conn in history
+                                                        if conn.id == c.id)]
         warm = clock()
         print(f"chaos: {len(clients)} clients ticking at t={warm:.1f}s; faults for "
               f"{args.duration:g}s: {', '.join(kinds)}", flush=True)
@@ -196,6 +199,8 @@ async def _run(args, seed: int, kinds: tuple[str, ...], cluster: ChaosCluster, o
                                          deadline=healed_at + args.recovery, outcomes=outcomes)
     violations += checker.check_quiescence(live)
     violations += checker.check_logs(logs)
+    violations += [checker.Violation("no-start", sid, "no frame within 30 s before any fault")
+                   for sid in not_started]
     violations += [checker.Violation("harness-error", c.id, c.outcome)
                    for c in clients if c.outcome.startswith("crashed")]
     for node, statuses in endpoints.items():
