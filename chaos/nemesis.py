@@ -57,7 +57,7 @@ class Nemesis:
     """Injects ``kinds`` of faults into ``cluster`` for ``duration`` seconds, from ``rng``."""
 
     def __init__(self, cluster: ChaosCluster, *, kinds: tuple[str, ...], rng: random.Random,
-                 clock: Callable[[], float], duplicate: Callable[[random.Random], str | None],
+                 clock: Callable[[], float], duplicate: Callable[[random.Random, int], str | None],
                  max_concurrent: int = 2, gap: tuple[float, float] = (1.0, 4.0)) -> None:
         self.cluster = cluster
         self.kinds = kinds
@@ -193,7 +193,10 @@ class Nemesis:
             redis.kill(signal.SIGCONT)
 
     async def _duplicate(self, fault: Fault, target: str, rng: random.Random) -> None:
-        fault.params["id"] = self.duplicate(rng)
+        # "takeover": a second tab opens the session; "race": two open it at the same instant,
+        # so that their handshakes overlap on the nodes.
+        fault.params["mode"] = mode = rng.choice(("takeover", "race"))
+        fault.params["id"] = self.duplicate(rng, 2 if mode == "race" else 1)
 
     async def _skew(self, fault: Fault, target: str, rng: random.Random) -> None:
         if not LIBFAKETIME.exists():

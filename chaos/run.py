@@ -135,14 +135,16 @@ async def _run(args, seed: int, kinds: tuple[str, ...], cluster: ChaosCluster, o
 
     duplicates_left = max(1, args.clients // 10)
 
-    def duplicate(rng: random.Random) -> str | None:
+    def duplicate(rng: random.Random, count: int) -> str | None:
+        """Open ``count`` more clients, at once, with the id of a running one."""
         nonlocal duplicates_left
-        running = [c for c in clients if c.outcome == "running" and not c.label.endswith("dup")]
-        if not running or duplicates_left <= 0:
+        running = [c for c in clients if c.outcome == "running" and "-dup" not in c.label]
+        if not running or duplicates_left < count:
             return None
-        duplicates_left -= 1
+        duplicates_left -= count
         victim = rng.choice(running)
-        add_client(victim.id, f"{victim.label}-dup")
+        for k in range(count):
+            add_client(victim.id, f"{victim.label}-dup{k}")
         return victim.id
 
     try:
