@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := redis-server haproxy chromium
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench system-packages venv clean
+.PHONY: demo test bench chaos chaos-packages system-packages venv clean
 
 system-packages:
 	@missing=""; \
@@ -30,8 +30,19 @@ venv: $(STAMP)
 demo: system-packages venv
 	$(PY) -m localcluster.demo
 
-test: system-packages venv
+test: system-packages chaos-packages venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The continuity checker (chaos/): faults on a seeded schedule, then a verdict on the histories.
+# CHAOS_ARGS='--seed 42 --duration 600' replays seed 42 for ten minutes of faults.
+CHAOS_PACKAGES := faketime nftables iproute2
+CHAOS_ARGS ?=
+
+chaos-packages:
+	@$(MAKE) --no-print-directory system-packages DEBIAN_PACKAGES="$(CHAOS_PACKAGES)"
+
+chaos: system-packages chaos-packages venv
+	$(PY) -m chaos $(CHAOS_ARGS)
 
 NODE_BASELINE := bench/baselines/node
 BENCH_STAMP := $(VENV)/.bench-installed

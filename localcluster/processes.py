@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -136,21 +137,22 @@ def _wait_started(managed: Managed, ready, timeout: float) -> Managed:
 
 
 def start_redis(port: int | None = None, timeout: float = 10.0, *,
-                data_dir: str | os.PathLike | None = None) -> Managed:
-    """Start a throwaway redis-server on loopback.
+                data_dir: str | os.PathLike | None = None, bind: str = LOOPBACK) -> Managed:
+    """Start a throwaway redis-server on loopback (no persistence).
 
-    Without ``data_dir`` nothing is persisted (a restart comes back empty). With it, Redis keeps
-    an append-only file there, synced on every write, so a restart (even after kill -9) comes
-    back with its data; the folder is the caller's and outlives :meth:`Managed.stop`.
+    With ``data_dir``, Redis keeps an append-only file there (fsync on every write), so a
+    restart on the same folder comes back with its data. ``bind`` is a space-separated list of
+    addresses (a network namespace's own, for instance); with any but loopback, protected
+    mode is off, since it refuses every other address when Redis has no password.
     """
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = port or free_port()
-    persistence = ["--save", "", "--appendonly", "no"]
+    persistence = ["--appendonly", "no"]
     if data_dir is not None:
-        persistence = ["--save", "", "--appendonly", "yes", "--appendfsync", "always",
-                       "--dir", str(data_dir)]
-    managed = _spawn("redis", [binary, "--port", str(port), "--bind", LOOPBACK, *persistence,
-                               "--protected-mode", "yes"], port=port)
+        persistence = ["--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "always"]
+    managed = _spawn("redis", [binary, "--port", str(port), "--bind", *bind.split(), "--save", "",
+                               *persistence, "--protected-mode", "yes" if bind == LOOPBACK else "no"],
+                     port=port)
     managed.extra["url"] = f"redis://{LOOPBACK}:{port}/0"
     managed.extra["data_dir"] = data_dir
     return _wait_started(managed, lambda: port_open(port), timeout)
@@ -171,21 +173,27 @@ def node_env(**overrides: str) -> dict[str, str]:
 
 
 def start_node(*, name: str, env: Mapping[str, str] | None = None, port: int | None = None,
-               timeout: float = 30.0, daphne_args: tuple[str, ...] = ()) -> Managed:
-    """Start ``daphne wstime.asgi:application`` on loopback and wait until it serves HTTP."""
+               timeout: float = 30.0, daphne_args: tuple[str, ...] = (),
+               host: str = LOOPBACK, wrapper: tuple[str, ...] = ()) -> Managed:
+    """Start ``daphne wstime.asgi:application`` on loopback and wait until it serves HTTP.
+
+    ``host`` is the address daphne binds; ``wrapper`` is a command prefix, such as
+    ``("ip", "netns", "exec", NAME)`` to run the node in a network namespace (it must exec, so
+    that the process's PID stays the node's).
+    """
     port = port or free_port()
     daphne = str(Path(sys.executable).parent / "daphne")
     environment = node_env(WSTIME_NODE_NAME=name, **(dict(env or {})))
     managed = _spawn(
         f"node-{name}",
-        [daphne, "-b", LOOPBACK, "-p", str(port), *daphne_args, "wstime.asgi:application"],
+        [*wrapper, daphne, "-b", host, "-p", str(port), *daphne_args, "wstime.asgi:application"],
         env=environment, cwd=REPO, port=port,
     )
-    managed.extra["url"] = f"http://{LOOPBACK}:{port}"
-    managed.extra["ws_url"] = f"ws://{LOOPBACK}:{port}/"
+    managed.extra["url"] = f"http://{host}:{port}"
+    managed.extra["ws_url"] = f"ws://{host}:{port}/"
     # SIGTERM drains a node (seconds); stopping a local cluster uses SIGINT, daphne's fast stop.
     managed.stop_signal = signal.SIGINT
-    return _wait_started(managed, lambda: http_get(f"http://{LOOPBACK}:{port}/livez", 0.5)[0] == 200,
+    return _wait_started(managed, lambda: http_get(f"http://{host}:{port}/livez", 0.5)[0] == 200,
                          timeout)
 
 
@@ -218,4 +226,47 @@ def start_haproxy(node_ports: list[int], *, agent_ports: list[int] | None = None
     managed = _spawn("haproxy", [binary, "-db", "-f", str(HAPROXY_CFG)], env=env, port=port)
     managed.extra["url"] = f"http://{LOOPBACK}:{port}"
     managed.extra["ws_url"] = f"ws://{LOOPBACK}:{port}/"
+    return _wait_started(managed, lambda: port_open(port), timeout)
+
+
+def haproxy_config(count: int, template: str | None = None) -> str:
+    """deploy/haproxy/haproxy.cfg for ``count`` nodes: each ``server node1`` line once per node.
+
+    Node ``k`` is ``server nodek`` with the addresses of ``WSTIME_NODEk_ADDR`` and
+    ``WSTIME_NODEk_AGENT_PORT``; the template's other ``server nodeN`` lines are dropped and
+    every other line is kept as it is.
+    """
+    text = HAPROXY_CFG.read_text() if template is None else template
+    first = re.compile(r"^\s*server\s+node1\s")
+    other = re.compile(r"^\s*server\s+node\d+\s")
+    lines: list[str] = []
+    for line in text.splitlines():
+        if first.match(line):
+            lines.extend(line.replace("node1", f"node{k}").replace("NODE1", f"NODE{k}")
+                         for k in range(1, count + 1))
+        elif not other.match(line):
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def start_haproxy_nodes(node_addrs: list[str], *, agent_ports: list[int] | None = None,
+                        port: int | None = None, timeout: float = 10.0) -> Managed:
+    """Start HAProxy in front of any number of nodes (``host:port`` each), from the template.
+
+    The configuration is :func:`haproxy_config` for that many nodes, written to HAProxy's own
+    folder; ``agent_ports`` as for :func:`start_haproxy`.
+    """
+    agent_ports = agent_ports or [free_port() for _ in node_addrs]
+    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    port = port or free_port()
+    env = dict(os.environ, WSTIME_LB_BIND=f"{LOOPBACK}:{port}")
+    for k, (addr, agent_port) in enumerate(zip(node_addrs, agent_ports, strict=True), start=1):
+        env[f"WSTIME_NODE{k}_ADDR"] = addr
+        env[f"WSTIME_NODE{k}_AGENT_PORT"] = str(agent_port)
+    config = Path(tempfile.mkdtemp(prefix="wstime-haproxy-cfg-")) / "haproxy.cfg"
+    config.write_text(haproxy_config(len(node_addrs)))
+    managed = _spawn("haproxy", [binary, "-db", "-f", str(config)], env=env, port=port)
+    managed.extra["url"] = f"http://{LOOPBACK}:{port}"
+    managed.extra["ws_url"] = f"ws://{LOOPBACK}:{port}/"
+    managed.extra["config_dir"] = config.parent
     return _wait_started(managed, lambda: port_open(port), timeout)
