@@ -160,15 +160,21 @@ def node_env(**overrides: str) -> dict[str, str]:
 
 
 def start_node(*, name: str, env: Mapping[str, str] | None = None, port: int | None = None,
-               timeout: float = 30.0, daphne_args: tuple[str, ...] = ()) -> Managed:
-    """Start ``daphne wstime.asgi:application`` on loopback and wait until it serves HTTP."""
+               timeout: float = 30.0, daphne_args: tuple[str, ...] = (),
+               python: str = sys.executable, cwd: Path = REPO) -> Managed:
+    """Start a node through the production launcher on loopback; wait until it serves HTTP.
+
+    The launcher (:mod:`wstime.serve`) adds the production daphne flags; ``daphne_args`` go to
+    daphne after them. ``python`` and ``cwd`` run it elsewhere than this checkout (an installed
+    wheel in its own virtualenv).
+    """
     port = port or free_port()
-    daphne = str(Path(sys.executable).parent / "daphne")
     environment = node_env(WSTIME_NODE_NAME=name, **(dict(env or {})))
     managed = _spawn(
         f"node-{name}",
-        [daphne, "-b", LOOPBACK, "-p", str(port), *daphne_args, "wstime.asgi:application"],
-        env=environment, cwd=REPO, port=port,
+        [python, "-m", "wstime.serve", "--bind", LOOPBACK, "--port", str(port),
+         "--", *daphne_args],
+        env=environment, cwd=cwd, port=port,
     )
     managed.extra["url"] = f"http://{LOOPBACK}:{port}"
     managed.extra["ws_url"] = f"ws://{LOOPBACK}:{port}/"
