@@ -55,8 +55,9 @@ def _backlog(text: str) -> int:
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     """Split ``argv`` into this launcher's options and the daphne arguments after ``--``."""
-    argv = list(argv)
-    own, extra = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    own, extra = list(argv), []
+    if "--" in own:
+        own, extra = own[:own.index("--")], own[own.index("--") + 1:]
     parser = argparse.ArgumentParser(
         prog="wstime-node", description=__doc__.splitlines()[0],
         epilog="Arguments after -- go to daphne unchanged.")

@@ -57,8 +57,10 @@ def checkout_copy(destination: Path) -> Path:
 
 
 def run(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 300) -> str:
-    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{argv} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, (
+        f"{argv} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
     return result.stdout
 
 

@@ -47,7 +47,7 @@ def test_daphne_argv__adds_no_proxy_or_size_flags():
 
 
 @pytest.mark.parametrize("argv", [["--port", "0"], ["--port", "70000"], ["--backlog", "0"]])
-def test_parse_args__rejects_nonsense(argv, capsys):
+def test_parse_args__rejects_nonsense(argv):
     """Ports outside 1-65535 and a backlog under 1 are usage errors."""
     with pytest.raises(SystemExit) as exited:
         parse_args(argv)
