@@ -59,7 +59,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     if "--" in own:
         own, extra = own[:own.index("--")], own[own.index("--") + 1:]
     parser = argparse.ArgumentParser(
-        prog="wstime-node", description=__doc__.splitlines()[0],
+        prog="wstime-node", description="Start a wstime node with the production daphne flags.",
         epilog="Arguments after -- go to daphne unchanged.")
     parser.add_argument("--bind", default=DEFAULT_BIND,
                         help=f"address to listen on (default {DEFAULT_BIND})")
