@@ -121,8 +121,8 @@ def run(args: argparse.Namespace) -> dict:
                "WSTIME_LOG_LEVEL": "WARNING", "WSTIME_LINK_CAPACITY": "1G",
                "DJANGO_SECRET_KEY": "bench-" + "x" * 44}
         node = subprocess.Popen(
-            [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-             "wstime.asgi:application"], cwd=ROOT, env=env,
+            [sys.executable, "-m", "wstime.serve", "--bind", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         clients = None
         try:

@@ -23,7 +23,9 @@ from localcluster.processes import (
     start_node,
 )
 
-BACKLOG = 4096  # Twisted's default is 50: a ramp of 500 connections/s overflows it
+from wstime.serve import LISTEN_BACKLOG
+
+BACKLOG = LISTEN_BACKLOG  # Twisted's default is 50: a ramp of 500 connections/s overflows it
 NODE_BASELINE = REPO / "bench" / "baselines" / "node"
 
 WSTIME = "wstime"
@@ -87,16 +89,10 @@ def start_python_websockets(*, interval: float, timeout: float = 15.0) -> Server
 
 def start_wstime(*, name: str, interval: float, redis_url: str, data_dir: Path,
                  timeout: float = 60.0) -> Server:
-    """Start ``daphne wstime.asgi:application`` with the Redis layer on.
-
-    start_node binds its own port (backlog 50, used for /livez); the node also listens on a
-    second endpoint with a raised backlog, which takes the load and HAProxy's traffic.
-    """
-    ws_port = free_port()
-    endpoint = f"tcp:{ws_port}:backlog={BACKLOG}:interface={LOOPBACK}"
+    """Start a wstime node (``wstime-node``, backlog :data:`BACKLOG`) with the Redis layer on."""
     managed = start_node(
-        name=name, timeout=timeout, daphne_args=("-e", endpoint),
+        name=name, timeout=timeout,
         env={"WSTIME_REDIS_URL": redis_url, "WSTIME_TICK_INTERVAL": str(interval),
              "WSTIME_DATA_DIR": str(data_dir)},
     )
-    return Server(WSTIME, managed, ws_port)
+    return Server(WSTIME, managed, managed.port)

@@ -34,7 +34,8 @@ wstime demo is running (Ctrl-C stops everything):
   redis     {redis.extra['url']}   pid {redis.pid}
 """)
         for node in nodes:
-            print(f"  node      {node.extra['url']}   pid {node.pid}   log {node.log_path}")
+            print(f"  node      {node.extra['url']}   name {node.extra['name']}   pid {node.pid}"
+                  f"   log {node.log_path}")
         print(f"""  haproxy   http://127.0.0.1:{args.port}/   pid {haproxy.pid}
 
 Each frame names the node that sent it. To fail that node over, kill it:

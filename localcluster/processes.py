@@ -174,20 +174,23 @@ def node_env(**overrides: str) -> dict[str, str]:
 
 def start_node(*, name: str, env: Mapping[str, str] | None = None, port: int | None = None,
                timeout: float = 30.0, daphne_args: tuple[str, ...] = (),
-               host: str = LOOPBACK, wrapper: tuple[str, ...] = ()) -> Managed:
-    """Start ``daphne wstime.asgi:application`` on loopback and wait until it serves HTTP.
+               python: str = sys.executable, cwd: Path = REPO, host: str = LOOPBACK,
+               wrapper: tuple[str, ...] = ()) -> Managed:
+    """Start a node through the production launcher and wait until it serves HTTP.
 
-    ``host`` is the address daphne binds; ``wrapper`` is a command prefix, such as
-    ``("ip", "netns", "exec", NAME)`` to run the node in a network namespace (it must exec, so
-    that the process's PID stays the node's).
+    The launcher (:mod:`wstime.serve`) adds the production daphne flags; ``daphne_args`` go to
+    daphne after them. ``python`` and ``cwd`` run it elsewhere than this checkout (an installed
+    wheel in its own virtualenv). ``host`` is the address it binds; ``wrapper`` is a command
+    prefix, such as ``("ip", "netns", "exec", NAME)`` to run the node in a network namespace (it
+    must exec, so that the process's PID stays the node's).
     """
     port = port or free_port()
-    daphne = str(Path(sys.executable).parent / "daphne")
     environment = node_env(WSTIME_NODE_NAME=name, **(dict(env or {})))
     managed = _spawn(
         f"node-{name}",
-        [*wrapper, daphne, "-b", host, "-p", str(port), *daphne_args, "wstime.asgi:application"],
-        env=environment, cwd=REPO, port=port,
+        [*wrapper, python, "-m", "wstime.serve", "--bind", host, "--port", str(port),
+         "--", *daphne_args],
+        env=environment, cwd=cwd, port=port,
     )
     managed.extra["url"] = f"http://{host}:{port}"
     managed.extra["ws_url"] = f"ws://{host}:{port}/"

@@ -4,6 +4,7 @@ Django's own settings come from ``DJANGO_*`` variables and ``DATABASE_URL`` here
 application's ``WSTIME_*`` settings are read and validated in :mod:`timer.conf`.
 """
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -13,6 +14,10 @@ import dj_database_url
 from timer.conf import raw_value
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# The page's templates and static files: at the top of a checkout, inside this package in an
+# installed wheel (pyproject.toml maps templates/ and static/ there).
+_PACKAGE_DIR = Path(__file__).resolve().parent
+ASSETS_DIR = _PACKAGE_DIR if (_PACKAGE_DIR / "templates").is_dir() else BASE_DIR
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -71,7 +76,7 @@ ASGI_APPLICATION = "wstime.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [ASSETS_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -95,6 +100,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several nodes on one machine share the file: wait for a writer instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Create the database's folder for every entry point (manage.py migrate on a fresh checkout
+    # runs before any node has started); a folder that cannot be made is SQLite's error to report.
+    with contextlib.suppress(OSError):
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -107,7 +116,7 @@ if raw_value("WSTIME_REDIS_URL", os.environ, None):
     CHANNEL_LAYERS = {"default": redis_layer_settings(raw_value("WSTIME_REDIS_URL", os.environ, None))}
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [ASSETS_DIR / "static"]
 STATIC_ROOT = _DATA_DIR / "static"
 
 LANGUAGE_CODE = "en-us"
