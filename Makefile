@@ -4,7 +4,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := redis-server haproxy chromium
+DEBIAN_PACKAGES := redis-server haproxy chromium prometheus
 PYTEST_ARGS ?=
 
 .PHONY: demo test bench system-packages venv clean
