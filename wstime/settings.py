@@ -110,6 +110,12 @@ if raw_value("WSTIME_REDIS_URL", os.environ, None):
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = _DATA_DIR / "static"
+# Content-hashed names (app.3f2a9c1b0d4e.js) from a manifest that timer.static_files builds at
+# start; see the README's "Static files".
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
