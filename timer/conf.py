@@ -210,7 +210,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WSTIME_SESSION_TTL", "600", _positive,
             "Seconds a session outlives its last connection before it is forgotten."),
     Setting("WSTIME_STATIC_MAX_AGE", "3600", _count,
-            "Cache-Control max-age, in seconds, of the page's static files."),
+            "Cache-Control max-age, in seconds, of static files asked for by their unhashed names "
+            "(hashed names: a year, immutable)."),
     Setting("WSTIME_DATA_DIR", "var", _text,
             "Folder (relative to the checkout, or absolute) for the embedded SQLite database."),
     Setting("WSTIME_LOG_LEVEL", "INFO", _log_level,
