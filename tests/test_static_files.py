@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 from django.templatetags.static import static
 from django.test import AsyncClient
 
+from localcluster.processes import REPO, node_env
 from timer.static_files import collect_static
 
 
@@ -59,3 +63,21 @@ async def test_page__links_hashed_names(node):
     hashed = static("timer/app.js")
     assert hashed != "/static/timer/app.js" and f'src="{hashed}"' in page
     assert static("timer/app.css") in page
+
+
+def test_collect_static__nodes_starting_together_build_once(tmp_path):
+    """Three processes on one fresh data folder: one builds, all read the same manifest."""
+    script = ("import django; django.setup()\n"
+              "from django.templatetags.static import static\n"
+              "from timer.static_files import collect_static\n"
+              "print(collect_static(), static('timer/app.js'))\n")
+    env = node_env(DJANGO_SETTINGS_MODULE="wstime.settings", WSTIME_DATA_DIR=str(tmp_path))
+    runs = [subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], [err for _, err in outputs]
+    answers = [out.split() for out, _ in outputs]
+    assert sorted(built for built, _ in answers) == ["False", "False", "True"]
+    [url] = {name for _, name in answers}
+    manifest = json.loads((tmp_path / "static" / "staticfiles.json").read_text())
+    assert url == "/static/" + manifest["paths"]["timer/app.js"]
