@@ -79,7 +79,8 @@ def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
             "console": {
                 "class": "logging.StreamHandler",
                 "formatter": "json" if log_format == "json" else "plain",
-                "filters": ["fields"],
+                # Text lines already show the pairs; only JSON needs them as fields.
+                "filters": ["fields"] if log_format == "json" else [],
             },
         },
         "root": {"handlers": ["console"], "level": level},
