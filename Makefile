@@ -5,7 +5,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := redis-server haproxy chromium
+DEBIAN_PACKAGES := redis-server haproxy chromium prometheus
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 # requirements/dev.txt: the node's packages plus the test and benchmark extras (make demo, test,

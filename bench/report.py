@@ -124,10 +124,12 @@ def render(result: dict[str, Any]) -> str:
         "",
     ]
     rows = result.get("capacity", [])
+    plots = result.get("plots", {})
     if rows:
         lines += [
             "## Capacity (one server process; wstime with the Redis layer on)",
             "",
+            *_plot_link(plots, "capacity", "CPU and memory per connection against N"),
             "| N | server | established | dropped | delivered % | jitter p99 ms | "
             "connect p50 / p99 ms | CPU % of a core (peak) | CPU ÷ Node | KB/conn | "
             "Redis cmd/s | /healthcheck p50 / p99 ms | client lag p99 ms | load gen / others' "
@@ -154,7 +156,7 @@ def render(result: dict[str, Any]) -> str:
         lines.append("")
     failover = result.get("failover")
     if failover:
-        lines += _render_failover(failover)
+        lines += _render_failover(failover, plots)
     verdicts = result.get("targets", [])
     if verdicts:
         lines += ["## Targets", "", "| target | where | measured | verdict |",
@@ -185,7 +187,7 @@ def _health(health: dict[str, Any]) -> str:
     return text
 
 
-def _render_failover(failover: dict[str, Any]) -> list[str]:
+def _render_failover(failover: dict[str, Any], plots: dict[str, str]) -> list[str]:
     recovery = failover["recovery"]
     before = ", ".join(f"{name} {n:,}" for name, n in sorted(failover["before_kill"].items()))
     lines = [
@@ -215,12 +217,18 @@ def _render_failover(failover: dict[str, Any]) -> list[str]:
         "",
         "Time from the kill to each affected client's next frame:",
         "",
+        *_plot_link(plots, "failover", "time from the kill to the next frame"),
         "| " + " | ".join(recovery["histogram"]) + " |",
         "|" + "---|" * len(recovery["histogram"]),
         "| " + " | ".join(f"{n:,}" for n in recovery["histogram"].values()) + " |",
         "",
     ]
     return lines
+
+
+def _plot_link(plots: dict[str, str], kind: str, caption: str) -> list[str]:
+    """A Markdown image of the run's ``kind`` plot (a PNG next to the .md), if drawn."""
+    return [f"![{caption}]({plots[kind]})", ""] if kind in plots else []
 
 
 def _render_profile(server: str, n: int, summary: dict[str, Any]) -> list[str]:

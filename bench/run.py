@@ -4,7 +4,8 @@
     python -m bench.run --quick             # small N, short windows, under a minute
     python -m bench.run --sizes 1000,5000 --window 30 --skip-node --profile
 
-Prints a Markdown table and writes bench/results/<UTC date-time>.json and .md. Everything runs
+Shows progress on stderr (step, how far, time left), prints a Markdown table and writes
+bench/results/<UTC date-time>.json, .md and -capacity.png / -failover.png plots. Everything runs
 on 127.0.0.1, bounded in connections and time; every process it starts is stopped by PID.
 """
 
@@ -26,8 +27,9 @@ from typing import Any
 
 from localcluster.processes import REPO
 
-from . import report, scenarios
+from . import plots, report, scenarios
 from .loadgen import MAX_CONNECTIONS, raise_nofile_limit
+from .progress import Progress, Step, capacity_estimate, failover_estimate
 from .servers import KINDS, NODE_BASELINE, NODE_WS, PYTHON_WEBSOCKETS, node_available
 
 logger = logging.getLogger("bench")
@@ -67,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--results-dir", type=Path, default=RESULTS,
                         help="where the .json and .md go (bench/results)")
     parser.add_argument("--render", type=Path, metavar="JSON",
-                        help="run nothing: write the .md of an earlier run's .json again")
+                        help="run nothing: write the .md and plots of an earlier run's .json again")
     args = parser.parse_args(argv)
     quick = QUICK if args.quick else {}
     args.sizes = args.sizes or quick.get("sizes") or [1000, 5000, 10000]
@@ -174,23 +176,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "capacity": [],
         "failover": None,
     }
-    for connections in args.sizes:
-        for kind in kinds:
-            logger.info("capacity: %s with %s connections", kind, f"{connections:,}")
-            began = time.monotonic()
-            row = scenarios.capacity(kind, connections, options)
-            result["capacity"].append(row)
-            logger.info("  %s: delivered %s %%, CPU %s %%, %.0f s", kind,
-                        row["load"]["delivered_pct"], row["cpu_pct"], time.monotonic() - began)
+    capacity_runs = [(connections, kind) for connections in args.sizes for kind in kinds]
+    progress = Progress(plan(args, capacity_runs))
+    for index, (connections, kind) in enumerate(capacity_runs):
+        progress.start(index)
+        began = time.monotonic()
+        row = scenarios.capacity(kind, connections, options)
+        result["capacity"].append(row)
+        logger.info("  %s: delivered %s %%, CPU %s %%, %.0f s", kind,
+                    row["load"]["delivered_pct"], row["cpu_pct"], time.monotonic() - began)
     if not args.skip_failover:
-        logger.info("failover: %s clients through HAProxy", f"{args.failover_clients:,}")
+        progress.start(len(capacity_runs))
         result["failover"] = scenarios.failover(args.failover_clients, options,
                                                 observe=args.observe)
+    progress.done()
     result["targets"] = report.judge(result)
     result["finished_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    markdown = report.render(result)
     base = args.results_dir / stamp
-    result["files"] = {"json": str(base.with_suffix(".json")), "md": str(base.with_suffix(".md"))}
+    result["plots"] = draw_plots(result, base)
+    markdown = report.render(result)
+    result["files"] = {"json": str(base.with_suffix(".json")), "md": str(base.with_suffix(".md")),
+                       **{f"{kind} plot": str(base.parent / name)
+                          for kind, name in result["plots"].items()}}
     base.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     base.with_suffix(".md").write_text(markdown)
     sys.stdout.write(markdown)
@@ -198,9 +205,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def plan(args: argparse.Namespace, capacity_runs: list[tuple[int, str]]) -> list[Step]:
+    """The run's steps, in order, with their estimated durations."""
+    steps = [Step(f"capacity: {kind} with {connections:,} connections",
+                  capacity_estimate(connections, rate=args.rate, settle=args.settle,
+                                    window=args.window))
+             for connections, kind in capacity_runs]
+    if not args.skip_failover:
+        steps.append(Step(f"failover: {args.failover_clients:,} clients through HAProxy",
+                          failover_estimate(args.failover_clients, rate=args.rate,
+                                            settle=args.settle, interval=args.interval,
+                                            observe=args.observe)))
+    return steps
+
+
+def draw_plots(result: dict[str, Any], base: Path) -> dict[str, str]:
+    """The run's PNG plots next to ``base``; none, with a warning, without matplotlib."""
+    try:
+        return plots.write_plots(result, base)
+    except ImportError as exc:
+        logger.warning("no plots: %s (pip install -e '.[bench]')", exc)
+        return {}
+
+
 def render_again(path: Path) -> None:
-    """Write ``path``'s Markdown again from its JSON (after a change to the report)."""
-    markdown = report.render(json.loads(path.read_text()))
+    """Write ``path``'s Markdown (and plots) again from its JSON (after a change to the report)."""
+    result = json.loads(path.read_text())
+    result["plots"] = draw_plots(result, path.with_suffix(""))
+    markdown = report.render(result)
     path.with_suffix(".md").write_text(markdown)
     sys.stdout.write(markdown)
 

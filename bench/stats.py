@@ -302,6 +302,8 @@ def recovery_figures(found: Sequence[Recovery], *, within: float = 10.0) -> dict
         "jumps": {str(k): v for k, v in sorted(Counter(r.jump for r in found
                                                        if r.jump is not None).items())},
         "histogram": histogram,
+        # Every affected client's time to its next frame, for the report's plot.
+        "reconnect_ms": sorted(to_ms(t) for t in times),
         "reconnects_peak_per_100ms": max(per_100ms.values()) if per_100ms else 0,
         "reopened_p50_ms": to_ms(percentile(opened, 50)),
         "reopened_p99_ms": to_ms(percentile(opened, 99)),

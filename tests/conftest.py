@@ -25,3 +25,11 @@ async def node(fast_ticks):
     await current.ensure_started()
     yield current
     await current.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def static_manifest():
+    """Build the hashed static files once, as a node does at start, so that pages render."""
+    from timer.static_files import collect_static
+
+    collect_static()

@@ -158,6 +158,13 @@ def _log_level(raw: Any) -> str:
     return text
 
 
+def _log_format(raw: Any) -> str:
+    text = str(raw).strip().lower()
+    if text not in {"text", "json"}:
+        raise ValueError(f"expected text or json, got {raw!r}")
+    return text
+
+
 _NODE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
@@ -204,11 +211,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WSTIME_SESSION_TTL", "600", _positive,
             "Seconds a session outlives its last connection before it is forgotten."),
     Setting("WSTIME_STATIC_MAX_AGE", "3600", _count,
-            "Cache-Control max-age, in seconds, of the page's static files."),
+            "Cache-Control max-age, in seconds, of static files asked for by their unhashed names "
+            "(hashed names: a year, immutable)."),
     Setting("WSTIME_DATA_DIR", "var", _text,
             "Folder (relative to the checkout, or absolute) for the embedded SQLite database."),
     Setting("WSTIME_LOG_LEVEL", "INFO", _log_level,
             "Level of the node's log: DEBUG, INFO, WARNING or ERROR."),
+    Setting("WSTIME_LOG_FORMAT", "text", _log_format,
+            "Log lines as plain text, or json: one object per line with node, client and event "
+            "as fields."),
     # Health check (the capacity signal for the load balancer).
     Setting("WSTIME_HEALTH_THRESHOLD", "0.6", _fraction,
             "Network usage (0-1] at or above which /healthcheck answers 503."),
@@ -281,6 +292,7 @@ class Config:
     static_max_age: int = 3600
     data_dir: str = "var"
     log_level: str = "INFO"
+    log_format: str = "text"
     health_threshold: float = 0.6
     health_recovery_margin: float = 0.05
     net_window: float = 10.0

@@ -122,11 +122,12 @@ class NodeCollector(Collector):
         state = node.drain_state
         yield _gauge("wstime_draining", "1 while the node drains.", node.name,
                      1 if state is not None else 0)
-        if state is not None:
-            yield _gauge("wstime_drain_closed", "Connections closed by the current drain.",
-                         node.name, state.closed)
-            yield _gauge("wstime_drain_total", "Connections the current drain set out to close.",
-                         node.name, state.total)
+        # Always present (0 outside a drain), so that dashboards and alerts need no absent().
+        yield _gauge("wstime_drain_closed", "Connections closed by the current drain (0: none).",
+                     node.name, state.closed if state is not None else 0)
+        yield _gauge("wstime_drain_total",
+                     "Connections the current drain set out to close (0: none).",
+                     node.name, state.total if state is not None else 0)
 
 
 def _gauge(name: str, documentation: str, node_name: str, value: float) -> GaugeMetricFamily:

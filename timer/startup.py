@@ -14,6 +14,7 @@ from django.core.management import call_command
 
 from .node import get_node
 from .shutdown import install_sigterm_drain
+from .static_files import collect_static
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def start_when_serving() -> bool:
 
 
 def start_process() -> None:
-    """Report failed system checks, prepare the embedded database, and name the node."""
+    """Report failed system checks, prepare the embedded database and static files, name the node."""
     for message in checks.run_checks():
         level = logging.ERROR if message.is_serious() else logging.WARNING
         logger.log(level, "system check %s: %s %s", message.id, message.msg, message.hint or "")
@@ -52,4 +53,5 @@ def start_process() -> None:
         # The embedded database belongs to this checkout: create it so that a bare node works.
         Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
+    collect_static()  # hashed names for {% static %}; a no-op when the build is current
     get_node()

@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 
 from timer.conf import raw_value
+from timer.logs import LOG_FORMATS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The page's templates and static files: at the top of a checkout, inside this package in an
@@ -118,6 +119,12 @@ if raw_value("WSTIME_REDIS_URL", os.environ, None):
 STATIC_URL = "static/"
 STATICFILES_DIRS = [ASSETS_DIR / "static"]
 STATIC_ROOT = _DATA_DIR / "static"
+# Content-hashed names (app.3f2a9c1b0d4e.js) from a manifest that timer.static_files builds at
+# start; see the README's "Static files".
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+}
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -128,21 +135,10 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False) else None
 )
 
-_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# Unknown values fall back to the defaults here and are reported by the system check timer.E001.
 _log_level = str(raw_value("WSTIME_LOG_LEVEL", os.environ, None)).strip().upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-    },
-    # An unknown level falls back to INFO here and is reported by the system check timer.E001.
-    "root": {"handlers": ["console"], "level": _log_level if _log_level in _LEVELS else "INFO"},
-    "loggers": {
-        "daphne": {"level": "WARNING"},
-        "django.channels.server": {"level": "WARNING"},
-    },
-}
+_log_format = str(raw_value("WSTIME_LOG_FORMAT", os.environ, None)).strip().lower()
+LOGGING = logging_config(
+    level=_log_level if _log_level in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"} else "INFO",
+    log_format=_log_format if _log_format in LOG_FORMATS else "text",
+)

@@ -45,6 +45,13 @@ def test_bench_quick__runs_every_scenario_and_writes_figures(tmp_path):
     assert result["targets"], "the run was judged against the performance targets"
     assert "| wstime |" in markdown_file.read_text()
     assert "| wstime |" in completed.stdout
+    # Progress on stderr, and the plots next to the tables, linked from them.
+    assert "[1/3] capacity: python-websockets with 200 connections" in completed.stderr
+    assert "about " in completed.stderr and "[3/3] done in " in completed.stderr
+    for kind in ("capacity", "failover"):
+        png = json_file.with_name(f"{json_file.stem}-{kind}.png")
+        assert png.read_bytes().startswith(b"\x89PNG")
+        assert f"]({png.name})" in markdown_file.read_text()
 
 
 @pytest.mark.timeout(120)

@@ -47,7 +47,7 @@ async def test_node__bad_handshakes_get_403(node, query, origin):
 def test_node__serves_the_page_and_cacheable_static_files(node):
     """The page and its script come from the node itself; static files carry caching headers."""
     status, page = http_get(node.extra["url"] + "/")
-    assert status == 200 and "serverAddress" in page and "timer/app.js" in page
+    assert status == 200 and "serverAddress" in page and "/static/timer/app." in page
     with urllib.request.urlopen(node.extra["url"] + "/static/timer/app.js", timeout=5) as reply:
         assert reply.headers["Cache-Control"] == "public, max-age=3600"
         modified = reply.headers["Last-Modified"]

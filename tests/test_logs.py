@@ -1,0 +1,98 @@
+"""Log formats: key=value fields parsed from messages, the JSON and the text formatters."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import logging.config
+from types import SimpleNamespace
+
+import pytest
+
+from timer.conf import ConfigError, load_config
+from timer.logs import KeyValueFields, logging_config, message_fields
+
+
+@pytest.mark.parametrize("message, fields", [
+    ("node=slimy-cardinal client=4f0c event=connect resumed=True next=42",
+     {"node": "slimy-cardinal", "client": "4f0c", "event": "connect", "resumed": "True",
+      "next": "42"}),
+    ("node=a client=b event=disconnect code=1012 last=57",
+     {"node": "a", "client": "b", "event": "disconnect", "code": "1012", "last": "57"}),
+    ("node=a client=b event=takeover: a newer connection holds the session",
+     {"node": "a", "client": "b", "event": "takeover"}),
+    ("node=a event=drain-start source=admin notice=3s",
+     {"node": "a", "event": "drain-start", "source": "admin", "notice": "3s"}),
+    ('node=a origin="https://evil.example/ x=1" event=refused',
+     {"node": "a", "origin": "https://evil.example/ x=1", "event": "refused"}),
+    ('node=a refused a connection from "10.0.0.1 event=forged": bad id (code=1)',
+     {"node": "a"}),
+    ("This server is named: slimy-cardinal", {}),
+])
+def test_message_fields__table(message, fields):
+    """Pairs become fields; text inside quotes or glued to other words never does."""
+    assert message_fields(message) == fields
+
+
+def _record(msg: str, *args, **extra) -> logging.LogRecord:
+    record = logging.LogRecord("timer.consumers", logging.INFO, __file__, 1, msg, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_key_value_fields__sets_attributes_from_lazy_arguments():
+    """The filter reads the formatted message, so %s arguments count."""
+    record = _record("node=%s client=%s event=connect", "n1", "c1")
+    assert KeyValueFields().filter(record) is True
+    assert (record.node, record.client, record.event) == ("n1", "c1", "connect")
+
+
+def test_key_value_fields__never_overrides_record_attributes_or_extra():
+    """``name=`` in a message leaves the logger name alone; ``extra=`` wins over the message."""
+    record = _record("name=forged node=from-message event=x", node="from-extra")
+    KeyValueFields().filter(record)
+    assert record.name == "timer.consumers"
+    assert record.node == "from-extra"
+
+
+def _emit(log_format: str, msg: str, *args) -> str:
+    stream = io.StringIO()
+    config = logging_config(level="INFO", log_format=log_format)
+    config["handlers"]["console"]["stream"] = stream
+    del config["root"]  # leave the test run's own handlers alone
+    config["loggers"] = {"wstime.test.logs": {"handlers": ["console"], "level": "INFO",
+                                              "propagate": False}}
+    logging.config.dictConfig(config)
+    try:
+        logging.getLogger("wstime.test.logs").info(msg, *args)
+    finally:
+        logging.getLogger("wstime.test.logs").handlers.clear()
+    return stream.getvalue()
+
+
+def test_logging_config__json_has_node_client_event_fields():
+    """WSTIME_LOG_FORMAT=json writes one object per line with the event's fields."""
+    line = _emit("json", "node=%s client=%s event=disconnect code=%s last=%d", "n1", "c1", 1000, 7)
+    entry = json.loads(line)
+    assert entry["node"] == "n1" and entry["client"] == "c1" and entry["event"] == "disconnect"
+    assert entry["code"] == "1000" and entry["last"] == "7"
+    assert entry["message"] == "node=n1 client=c1 event=disconnect code=1000 last=7"
+    assert entry["level"] == "INFO" and entry["logger"] == "wstime.test.logs" and entry["time"]
+
+
+def test_logging_config__text_is_unchanged():
+    """The default text format is the plain line it always was."""
+    line = _emit("text", "node=%s client=%s event=connect", "n1", "c1")
+    assert line.rstrip("\n").endswith(" INFO wstime.test.logs node=n1 client=c1 event=connect")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(line)
+
+
+def test_load_config__log_format():
+    """text and json parse (any case); anything else is timer.E001's business."""
+    assert load_config({}, SimpleNamespace()).log_format == "text"
+    assert load_config({"WSTIME_LOG_FORMAT": "JSON"}, SimpleNamespace()).log_format == "json"
+    with pytest.raises(ConfigError) as caught:
+        load_config({"WSTIME_LOG_FORMAT": "xml"}, SimpleNamespace())
+    assert caught.value.problems == [("WSTIME_LOG_FORMAT", "expected text or json, got 'xml'")]

@@ -1,0 +1,91 @@
+"""Log formats: the plain text lines, or one JSON object per line with the message's fields.
+
+Connection events are logged as ``node=slimy-cardinal client=4f0c event=connect resumed=True``.
+:class:`KeyValueFields` copies those ``key=value`` pairs onto the record, so the JSON format
+carries ``node``, ``client`` and ``event`` as fields without changing a single log call, and the
+text format stays exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+# A key, then a value that is either a double-quoted string (escapes allowed) or runs to the next
+# space. Keys are lowercase words with '-' or '_', as the node writes them.
+# A quoted string that is not a value is matched too, and skipped, so that text inside quotes
+# (a client's forged "x=y") never becomes a field.
+_PAIR = re.compile(r'"(?:[^"\\]|\\.)*"|(?:^|(?<=\s))([a-z][a-z0-9_-]*)=("(?:[^"\\]|\\.)*"|[^\s"]\S*|)')
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "taskName"}
+
+
+def message_fields(message: str) -> dict[str, str]:
+    """Return the ``key=value`` pairs of a log message (quoted values unquoted), first one wins.
+
+    A value that ends in ``:`` or ``,`` (``event=takeover: a newer ...``) loses that
+    punctuation: it belongs to the sentence, not to the value.
+    """
+    fields: dict[str, str] = {}
+    for match in _PAIR.finditer(message):
+        if match.group(1) is None:
+            continue
+        key, value = match.group(1).replace("-", "_"), match.group(2)
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        else:
+            value = value.rstrip(":,;")
+        fields.setdefault(key, value)
+    return fields
+
+
+class KeyValueFields(logging.Filter):
+    """Copy the message's ``key=value`` pairs onto the record as attributes; never drops one.
+
+    A key that names a LogRecord attribute (``name``, ``msg``...) or that the call already set
+    with ``extra=`` keeps its original value.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call is the formatter's to report, not ours
+            return True
+        for key, value in message_fields(message).items():
+            if key not in _RESERVED and key not in record.__dict__:
+                setattr(record, key, value)
+        return True
+
+
+def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
+    """Django's LOGGING for a node: ``text`` (the default) or ``json`` lines on stderr."""
+    formatters: dict[str, Any] = {"plain": {"format": TEXT_FORMAT}}
+    if log_format == "json":
+        formatters["json"] = {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"fields": {"()": "timer.logs.KeyValueFields"}},
+        "formatters": formatters,
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json" if log_format == "json" else "plain",
+                # Text lines already show the pairs; only JSON needs them as fields.
+                "filters": ["fields"] if log_format == "json" else [],
+            },
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            "daphne": {"level": "WARNING"},
+            "django.channels.server": {"level": "WARNING"},
+        },
+    }
