@@ -12,6 +12,8 @@ loop (daphne has no ASGI lifespan), each supervised so that a dead one is logged
 - ``sampler``: measures network usage for the health check (:mod:`timer.health`).
 - ``governor``: follows the health policy's draining flag and sheds load when overloaded.
 - ``agent``: answers HAProxy's agent check, when ``WSTIME_AGENT_PORT`` is set.
+- ``cluster``: with a shared store, publishes this node's state, reads the cluster's and moves
+  connections off this node when it holds clearly more than its share (:mod:`timer.cluster_task`).
 
 Under daphne the tasks start as soon as the server runs (:mod:`timer.startup`); elsewhere
 (tests) on first use. Drains (SIGTERM or policy) and shedding close connections through
@@ -32,6 +34,7 @@ from channels.layers import get_channel_layer
 
 from . import supervise
 from .agent import agent_reply, serve_agent
+from .cluster_task import ClusterTask
 from .close_codes import CLOSE_SERVICE_RESTART, CLOSE_SESSION_TAKEN_OVER, CLOSE_TRY_AGAIN_LATER
 from .conf import Config, config
 from .drain import DrainPlan, close_reason, reconnect_hint_ms
@@ -103,6 +106,7 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counters = NodeCounters()
         self.drain_state: DrainState | None = None
+        self.cluster: ClusterTask | None = None  # with a shared store only
 
     # --- life cycle
 
@@ -138,6 +142,9 @@ class Node:
         self.tasks.append(supervise.supervise("housekeeping", self._run_housekeeping))
         self.tasks.append(supervise.supervise("sampler", Sampler.for_node(self).run))
         self.tasks.append(supervise.supervise("governor", self._run_governor))
+        if cfg.redis_url:
+            self.cluster = ClusterTask(self)
+            self.tasks.append(supervise.supervise("cluster", self.cluster.run))
         if cfg.agent_port is not None:
             self.tasks.append(supervise.supervise("agent", lambda: serve_agent(
                 cfg.agent_bind, cfg.agent_port, self.agent_reply)))
