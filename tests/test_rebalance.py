@@ -33,8 +33,8 @@ def settled(r: Rebalancer, me: NodeLoad, peers: list[NodeLoad], *, at: float = 0
     (load("a", 316), [load("b", 284)], MOVING, 300, 0),
     # "Clearly more" is at least 2 connections, even for tiny shares.
     (load("a", 3), [load("b", 1)], BALANCED, 2, 0),
-    # The only other node is full (not accepting): it is no part of the share.
-    (load("a", 600), [load("b", 10, accepting=False)], BALANCED, 600, 0),
+    # The only other node is full (not accepting): it is no part of the share, and no room.
+    (load("a", 600), [load("b", 10, accepting=False)], NO_ROOM, 600, 0),
     # Still accepting as last published, but at its max_connections: no room.
     (load("a", 600, max_connections=100), [load("b", 100, max_connections=100)],
      NO_ROOM, 350, 0),
@@ -58,12 +58,12 @@ def test_decide__a_new_node_counts_only_once_settled():
     """A node accepting for less than ``settle`` seconds is no room yet (the balancer's rise)."""
     r = rebalancer()
     me, peers = load("a", 600), [load("b", 0)]
-    assert r.decide(10.0, me, peers).state == BALANCED  # first seen now: share is all 600
-    assert r.decide(12.9, me, peers).state == BALANCED
+    assert r.decide(10.0, me, peers).state == NO_ROOM  # first seen now: share is all 600
+    assert r.decide(12.9, me, peers).state == NO_ROOM
     assert r.decide(13.0, me, peers).state == MOVING
     # It stops accepting: forgotten; accepting again: settles again.
-    assert r.decide(14.0, me, [load("b", 0, accepting=False)]).state == BALANCED
-    assert r.decide(15.0, me, peers).state == BALANCED
+    assert r.decide(14.0, me, [load("b", 0, accepting=False)]).state == NO_ROOM
+    assert r.decide(15.0, me, peers).state == NO_ROOM
     assert r.decide(18.0, me, peers).state == MOVING
 
 

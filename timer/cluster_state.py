@@ -90,7 +90,7 @@ class NodeState:
     age: float = 0.0  # seconds since that publish, by Redis's clock (set when read)
 
     def to_fields(self) -> dict[str, str]:
-        """The hash's fields, without ``reported_at_ms`` and ``age`` (Redis sets and derives them)."""
+        """The hash's fields but ``reported_at_ms`` and ``age`` (Redis sets and derives them)."""
         out = {}
         for f in fields(self):
             if f.name in ("reported_at_ms", "age"):
@@ -190,7 +190,7 @@ class ClusterState:
 
     async def read_history(self, names: list[str],
                            limit: int | None = None) -> dict[str, list[HistoryEntry]]:
-        """The newest ``limit`` history entries of each named node, oldest first (one round trip)."""
+        """The newest ``limit`` history entries of each named node, oldest first; one round trip."""
         end = (limit or self.history) - 1
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:

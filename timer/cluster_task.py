@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 TTL_INTERVALS = 10  # a node's keys outlive its last publish by this many intervals
 STALE_INTERVALS = 3  # a record older than this many intervals is no room for anyone
 MIN_TTL = 5.0  # seconds
+WEIGHT = re.compile(r"\bup (\d+)%")  # the agent reply's weight
 
 
 @dataclass
@@ -68,7 +70,7 @@ def node_state(node: Node, *, rebalance: RebalanceStats | None = None) -> NodeSt
         threshold=report.threshold, recovery_level=report.recovery_level,
         capacity_bits_per_second=report.capacity_bits_per_second,
         sampler_age=report.sampler_age, draining=node.draining, accepting=report.healthy,
-        spare_percent=int(reply[3:-1]) if reply.startswith("up ") else 0,
+        spare_percent=int(match[1]) if (match := WEIGHT.search(reply)) else 0,
         redis=("up" if getattr(store, "available", False) else "down") if store else "",
         started_at=node.started_at,
         rebalance_state=rebalance.state if rebalance else "",

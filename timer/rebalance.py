@@ -39,7 +39,7 @@ OFF = "off"  # disabled by WSTIME_REBALANCE_ENABLED, or no shared store to learn
 UNKNOWN = "unknown"  # the cluster's state could not be read
 DRAINING = "draining"  # this node drains: its connections all leave anyway
 BALANCED = "balanced"  # at or below share + tolerance
-NO_ROOM = "no-room"  # above its share, but no other node can take connections
+NO_ROOM = "no-room"  # no other node can take connections (above its share, or no node ready)
 MOVING = "moving"  # closing connections towards the share
 STATES = (OFF, UNKNOWN, DRAINING, BALANCED, NO_ROOM, MOVING)
 
@@ -115,9 +115,10 @@ class Rebalancer:
             if peer.max_connections:
                 free = min(free, peer.max_connections - peer.connections)
             room += max(0, math.floor(free))
-        decision = Decision(BALANCED, share, 0, total, room)
+        if peers and not ready:  # others, but none that takes connections (yet)
+            return self._idle(Decision(NO_ROOM, share, 0, total, room))
         if me.connections <= share + max(self.tolerance * share, MIN_EXCESS):
-            return self._idle(decision)
+            return self._idle(Decision(BALANCED, share, 0, total, room))
         if room <= 0:
             return self._idle(Decision(NO_ROOM, share, 0, total, room))
         per_second = self.rate * me.connections
