@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,17 +87,18 @@ def start_python_websockets(*, interval: float, timeout: float = 15.0) -> Server
 
 
 def start_wstime(*, name: str, interval: float, redis_url: str, data_dir: Path,
-                 timeout: float = 60.0) -> Server:
+                 timeout: float = 60.0, ws_port: int | None = None,
+                 env: Mapping[str, str] | None = None) -> Server:
     """Start ``daphne wstime.asgi:application`` with the Redis layer on.
 
     start_node binds its own port (backlog 50, used for /livez); the node also listens on a
     second endpoint with a raised backlog, which takes the load and HAProxy's traffic.
     """
-    ws_port = free_port()
+    ws_port = ws_port or free_port()
     endpoint = f"tcp:{ws_port}:backlog={BACKLOG}:interface={LOOPBACK}"
     managed = start_node(
         name=name, timeout=timeout, daphne_args=("-e", endpoint),
         env={"WSTIME_REDIS_URL": redis_url, "WSTIME_TICK_INTERVAL": str(interval),
-             "WSTIME_DATA_DIR": str(data_dir)},
+             "WSTIME_DATA_DIR": str(data_dir), **(env or {})},
     )
     return Server(WSTIME, managed, ws_port)
