@@ -10,6 +10,10 @@ import redis.asyncio as aioredis
 from localcluster.processes import start_redis
 from timer.cluster_state import (HISTORY_PREFIX, INDEX_KEY, NODE_PREFIX, ClusterState,
                                  NodeState)
+from timer.cluster_task import node_state
+from timer.health.runtime import get_monitor
+from timer.health_views import health_json
+from timer.metrics import NodeCollector
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +93,28 @@ def test_node_state__fields_are_plain_strings():
     assert fields["draining"] == "0" and fields["accepting"] == "1"
     assert "reported_at_ms" not in fields and "age" not in fields
     assert NodeState.from_fields({"name": "n", "connections": "x", "extra": "1"}).connections == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_node_state__from_the_health_report(node):
+    """A node's published state is its health report's, with the agent's weight."""
+    state = node_state(node)
+    assert (state.name, state.connections, state.status, state.accepting) == (
+        node.name, 0, "ok", True)
+    assert state.spare_percent == 100 and state.redis == "not configured"
+    assert state.threshold == 0.6 and not state.draining
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_health_json_and_metrics__rebalancing_off_without_redis(node):
+    """Without a shared store nothing is published or moved, and both say so."""
+    monitor = get_monitor()
+    report = monitor.report(monitor.clock(), 0)
+    assert health_json(node, report, stale_after=2.0)["rebalance"] == {
+        "enabled": False, "state": "off", "share": None, "cluster_connections": 0, "nodes": 0,
+        "moved": 0}
+    samples = {(s.name, s.labels.get("state")): s.value
+               for family in NodeCollector(lambda: node).collect() for s in family.samples}
+    assert samples[("wstime_rebalance_moved_total", None)] == 0
+    assert samples[("wstime_rebalance_state", "off")] == 1
+    assert samples[("wstime_rebalance_state", "moving")] == 0

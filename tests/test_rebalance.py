@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
+from timer import checks
+from timer.conf import ConfigError, load_config
 from timer.rebalance import (BALANCED, DRAINING, MOVING, NO_ROOM, NodeLoad, Rebalancer,
                              capacity_weights)
 
@@ -139,3 +143,33 @@ def test_capacity_weights__one_unit_for_all():
         == [2.0, 1.0]
     assert capacity_weights([load("a", 0, bits=1e6), load("b", 0, max_connections=1)]) \
         == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    ("WSTIME_REBALANCE_ENABLED", "perhaps", "true or false"),
+    ("WSTIME_REBALANCE_TOLERANCE", "1", "[0, 1)"),
+    ("WSTIME_REBALANCE_RATE", "0", "(0, 1]"),
+    ("WSTIME_REBALANCE_SETTLE", "-1", "0 or more"),
+    ("WSTIME_REBALANCE_MEMORY", "0", "greater than 0"),
+])
+def test_rebalance_settings__rejected_with_a_reason(name, value, reason):
+    """Each broken rebalancing setting is named, with what is expected."""
+    with pytest.raises(ConfigError) as caught:
+        load_config({name: value}, SimpleNamespace())
+    assert caught.value.problems == [(name, caught.value.problems[0][1])]
+    assert reason in caught.value.problems[0][1]
+
+
+def test_rebalance_settings__system_check_reports_them(monkeypatch):
+    """timer.E001 names a broken rebalancing setting."""
+    monkeypatch.setenv("WSTIME_REBALANCE_RATE", "fast")
+    errors = checks.check_wstime_settings()
+    assert [(e.id, e.msg.split()[0]) for e in errors] == [("timer.E001",
+                                                           "WSTIME_REBALANCE_RATE")]
+
+
+def test_rebalance_settings__conservative_defaults():
+    """On by default; 5 % tolerance, 2 %/s, 3 s settle, 600 s memory."""
+    cfg = load_config({}, SimpleNamespace())
+    assert (cfg.rebalance_enabled, cfg.rebalance_tolerance, cfg.rebalance_rate,
+            cfg.rebalance_settle, cfg.rebalance_memory) == (True, 0.05, 0.02, 3.0, 600.0)

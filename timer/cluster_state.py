@@ -81,7 +81,7 @@ class NodeState:
     draining: bool = False
     accepting: bool = False  # healthy and not draining: takes new connections
     spare_percent: int = 0  # the agent check's weight ("up N%"), 0 when not up
-    redis: str = ""  # the node's session store: up, down
+    redis: str = ""  # the node's shared session store: up, down, not configured
     started_at: float = 0.0  # wall clock of the node's start
     rebalance_state: str = ""
     rebalance_share: float | None = None

@@ -71,12 +71,19 @@ def node_state(node: Node, *, rebalance: RebalanceStats | None = None) -> NodeSt
         capacity_bits_per_second=report.capacity_bits_per_second,
         sampler_age=report.sampler_age, draining=node.draining, accepting=report.healthy,
         spare_percent=int(match[1]) if (match := WEIGHT.search(reply)) else 0,
-        redis=("up" if getattr(store, "available", False) else "down") if store else "",
+        redis=_store_state(store),
         started_at=node.started_at,
         rebalance_state=rebalance.state if rebalance else "",
         rebalance_share=rebalance.share if rebalance else None,
         rebalance_moved=rebalance.moved if rebalance else 0,
     )
+
+
+def _store_state(store: Any) -> str:
+    """As the health JSON's ``shared.redis``: up, down or not configured."""
+    if store is None or not store.shared:
+        return "not configured"
+    return "up" if getattr(store, "available", True) else "down"
 
 
 def node_load(state: NodeState, *, stale_after: float) -> NodeLoad:
