@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from localcluster.processes import start_redis
 from timer.cluster_state import (HISTORY_PREFIX, INDEX_KEY, NODE_PREFIX, ClusterState,
-                                 NodeState)
+                                 NodeState, ttl_for)
 from timer.cluster_task import node_state
 from timer.health.runtime import get_monitor
 from timer.health_views import health_json
@@ -118,3 +118,8 @@ async def test_health_json_and_metrics__rebalancing_off_without_redis(node):
     assert samples[("wstime_rebalance_moved_total", None)] == 0
     assert samples[("wstime_rebalance_state", "off")] == 1
     assert samples[("wstime_rebalance_state", "moving")] == 0
+
+
+def test_ttl_for__ten_intervals_at_least_five_seconds():
+    """Publisher and readers agree on how long a silent node stays listed."""
+    assert (ttl_for(1.0), ttl_for(0.25), ttl_for(2.0)) == (10.0, 5.0, 20.0)

@@ -29,6 +29,8 @@ NODE_PREFIX = KEY_PREFIX + "node:"
 HISTORY_PREFIX = KEY_PREFIX + "history:"
 INDEX_KEY = KEY_PREFIX + "index"
 HISTORY_LENGTH = 300  # entries: five minutes at one publish per second
+TTL_INTERVALS = 10  # a node's keys outlive its last publish by this many intervals...
+MIN_TTL = 5.0  # ...and by this many seconds at least
 
 # KEYS: node hash, history list, index. ARGV: ttl ms, history length, node name,
 # history entry without its time, then the hash's field/value pairs.
@@ -61,6 +63,14 @@ for _, name in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1
 end
 return out
 """
+
+
+def ttl_for(interval: float) -> float:
+    """How long a node's keys outlive its last publish, for a publishing ``interval``.
+
+    Readers pass the same value (``ClusterState.from_url(url, ttl=ttl_for(interval))``).
+    """
+    return max(MIN_TTL, TTL_INTERVALS * interval)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from .agent import agent_reply
 from .close_codes import CLOSE_SERVICE_RESTART
-from .cluster_state import ClusterState, NodeState
+from .cluster_state import ClusterState, NodeState, ttl_for
 from .health.decision import DRAINING, STALE
 from .health.runtime import get_monitor
 from .rebalance import OFF, UNKNOWN, Decision, NodeLoad, Rebalancer
@@ -32,9 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TTL_INTERVALS = 10  # a node's keys outlive its last publish by this many intervals
 STALE_INTERVALS = 3  # a record older than this many intervals is no room for anyone
-MIN_TTL = 5.0  # seconds
 WEIGHT = re.compile(r"\bup (\d+)%")  # the agent reply's weight
 
 
@@ -110,13 +108,9 @@ class ClusterTask:
             # A moved client reconnects within its hint, then shows in its new node's next publish.
             flight=cfg.reconnect_hint_max / 1000 + 2 * self.interval)
 
-    @property
-    def ttl(self) -> float:
-        return max(MIN_TTL, TTL_INTERVALS * self.interval)
-
     async def run(self) -> None:
         """Every interval, on deadlines: publish, read, rebalance. Errors of Redis skip a round."""
-        cluster = ClusterState.from_url(self.node.config.redis_url, ttl=self.ttl)
+        cluster = ClusterState.from_url(self.node.config.redis_url, ttl=ttl_for(self.interval))
         loop = asyncio.get_running_loop()
         failing = False
         try:

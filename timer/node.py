@@ -34,8 +34,8 @@ from channels.layers import get_channel_layer
 
 from . import supervise
 from .agent import agent_reply, serve_agent
-from .cluster_task import ClusterTask
 from .close_codes import CLOSE_SERVICE_RESTART, CLOSE_SESSION_TAKEN_OVER, CLOSE_TRY_AGAIN_LATER
+from .cluster_task import ClusterTask
 from .conf import Config, config
 from .drain import DrainPlan, close_reason, reconnect_hint_ms
 from .health.decision import DRAINING, STALE
