@@ -5,8 +5,9 @@ server's weight to 40 % of its configured weight (with ``balance leastconn`` a n
 room gets proportionally fewer new connections), ``drain`` sends it no new connection while
 keeping the existing ones, ``down#reason`` takes it out. ``drain`` is an administrative state
 that HAProxy keeps until the agent says ``ready``, so every serving reply starts with it
-(``ready up 40%``): without it a node whose drain was undone would never get a client again. The reply is computed by
-:func:`agent_reply` (pure) from the same health report as ``/healthcheck``.
+(``ready up 40%``): without it a node whose drain was undone would never get a client again.
+The reply is computed by :func:`agent_reply` (pure) from the same health report as
+``/healthcheck``.
 """
 
 from __future__ import annotations

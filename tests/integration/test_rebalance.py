@@ -134,7 +134,7 @@ async def test_rebalance__a_new_node_takes_half_of_600_clients(tmp_path):
         b.extra["name"] = "node-b"
         cluster.nodes.append(b)
         await until(lambda: abs(connections(a) - 300) <= 30 and connections(b) >= 270,
-                           timeout=BALANCE_WITHIN, what="an even split")
+                    timeout=BALANCE_WITHIN, what="an even split")
         await until(lambda: health_json(a)["rebalance"]["state"] == "balanced", timeout=10,
                     what="node A to stop moving")
         await asyncio.sleep(3)  # settled: stays within the tolerance, moves nothing more
@@ -148,6 +148,8 @@ async def test_rebalance__a_new_node_takes_half_of_600_clients(tmp_path):
     assert a_json["rebalance"]["state"] == "balanced" and a_json["rebalance"]["nodes"] == 2
     moved = assert_moved_cleanly(clients)
     assert moved == a_json["rebalance"]["moved"] >= 270
+    # Each moved client went on from node A to node B.
+    assert all(c.segments[-1][0].node == "node-b" for c in clients if c.moves())
     assert b_json["rebalance"]["moved"] == 0
     assert f'wstime_rebalance_moved_total{{node="node-a"}} {float(moved)}' in metrics
     # At most 5 % of 600 = 30 closes per second (45 in the worst second: a full bucket plus a
