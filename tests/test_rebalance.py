@@ -114,9 +114,23 @@ def test_decide__moves_in_flight_hold_back_the_next_ones():
     decision = r.decide(4.0, load("a", 40), [load("b", 30)])
     assert decision.move == 5  # down to the share of 35
     r.moved(4.0, [f"c{i}" for i in range(5)])
-    # A now holds 35; B has not published them yet: the total still counts them.
+    # A now holds 35; B has not published them yet: the total is still the recent 70.
     decision = r.decide(5.0, load("a", 35), [load("b", 30)])
     assert (decision.share, decision.move) == (35, 0)
+    # Still in flight, they hold back moves that the room left would allow.
+    assert r.decide(6.0, load("a", 40), [load("b", 30)]).move == 0
+    # Once B counts them and they are no longer in flight, the room is B's again.
+    assert r.decide(9.0, load("a", 45), [load("b", 35)]).move == 5
+
+
+def test_decide__a_dip_in_the_published_total_is_no_smaller_cluster():
+    """While clients move, the cluster's total is the largest of the last 2 x flight seconds."""
+    r = rebalancer(flight=2.0)
+    settled(r, load("a", 300), [load("b", 300)])
+    # 30 of B's clients are between nodes: 570 published, the share stays 300.
+    assert r.decide(4.0, load("a", 300), [load("b", 270)]).share == 300
+    # Gone for good: after 2 x flight the smaller total counts.
+    assert r.decide(8.0, load("a", 300), [load("b", 270)]).share == 285
 
 
 def test_decide__draining_moves_nothing():

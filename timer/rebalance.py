@@ -16,9 +16,11 @@ connections (1012 with a reconnect hint); the balancer sends them to the emptier
 - **Rate**: a token bucket of ``rate x connections`` per second, at most one second's worth
   at once; an episode starts with an empty bucket.
 - **In flight**: a moved client is in no node's published count until it reconnects (its hint
-  plus one publishing interval), so moves of the last ``flight`` seconds count in the cluster's
-  total and against the others' room. Counting them twice once they land only raises the
-  shares, which stops a node early, never late.
+  plus one publishing interval, longer on a loaded machine). So the cluster's total is the
+  largest seen in the last ``2 x flight`` seconds (a dip while clients move is not a smaller
+  cluster), and the moves of the last ``flight`` seconds count against the others' room. Both
+  err on the side of moving less: a cluster that really shrinks is seen ``2 x flight`` seconds
+  later, and a client that has landed but is still counted in flight only delays the next move.
 - **Never twice**: a client moved in the last ``memory`` seconds is not picked again.
 
 :class:`Rebalancer` keeps that state between calls; time is the ``now`` argument (seconds of
@@ -93,6 +95,7 @@ class Rebalancer:
         self._budget_at: float | None = None  # None: no episode in progress
         self._accepting_since: dict[str, float] = {}
         self._in_flight: deque[tuple[float, int]] = deque()
+        self._totals: deque[tuple[float, int]] = deque()  # (when, published total), see decide
         self._moved: dict[str, float] = {}  # client id -> when it was moved (insertion order)
 
     def decide(self, now: float, me: NodeLoad, peers: Iterable[NodeLoad], *,
@@ -106,7 +109,7 @@ class Rebalancer:
         in_flight = sum(count for _, count in self._in_flight)
         members = [me, *ready]
         weights = capacity_weights(members)
-        total = me.connections + sum(p.connections for p in ready) + in_flight
+        total = self._recent_total(now, me.connections + sum(p.connections for p in ready))
         total_weight = sum(weights)
         share = total * weights[0] / total_weight
         room = 0
@@ -161,6 +164,16 @@ class Rebalancer:
             self._accepting_since.setdefault(name, now)
         return [p for p in peers
                 if p.accepting and now - self._accepting_since[p.name] >= self.settle]
+
+    def _recent_total(self, now: float, published: int) -> int:
+        """The largest published total of the last ``2 x flight`` seconds (this one included)."""
+        totals = self._totals
+        while totals and now - totals[0][0] >= 2 * self.flight:
+            totals.popleft()
+        while totals and totals[-1][1] <= published:  # a monotonic deque: max at the front
+            totals.pop()
+        totals.append((now, published))
+        return totals[0][1]
 
     def _forget(self, now: float) -> None:
         while self._in_flight and now - self._in_flight[0][0] >= self.flight:
