@@ -1,4 +1,5 @@
-"""Publishing and reading the cluster's state, against a real redis-server on loopback."""
+"""Publishing and reading the cluster's state, against a real redis-server on loopback (marked
+integration), and the node's own state (unit)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ def a_node(name: str, **changes) -> NodeState:
     return NodeState(**{**values, **changes})
 
 
+@pytest.mark.integration
 async def test_publish_and_read__round_trip_with_age_from_redis_time(cluster):
     """Every field comes back as published; the age and time are Redis's, not the node's."""
     published = a_node("node-one")
@@ -56,6 +58,7 @@ async def test_publish_and_read__round_trip_with_age_from_redis_time(cluster):
                                                                               500)
 
 
+@pytest.mark.integration
 async def test_publish__constant_cost_and_bounded_history(cluster):
     """One script call per publish; the history keeps the newest ``history`` entries."""
     for connections in range(5):
@@ -70,6 +73,7 @@ async def test_publish__constant_cost_and_bounded_history(cluster):
     assert await raw.zrange(INDEX_KEY, 0, -1) == ["node-one"]
 
 
+@pytest.mark.integration
 async def test_read__a_node_that_stopped_publishing_vanishes(redis_url):
     """Past the ttl a node's keys expire and the reader no longer lists it."""
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
