@@ -13,8 +13,9 @@ Limits, by design: loopback addresses only; at most :data:`MAX_CONNECTIONS` conn
 worker ends by itself ``max_duration`` seconds after its start, whatever the orchestrator does.
 Clients send nothing after the handshake and offer no permessage-deflate. With ``reconnect``
 on, a client behaves like the browser page: it reconnects after a close or ``silence`` seconds
-without a frame, after a full-jitter backoff delay (``bench.stats.full_jitter_delay``), and
-counts its retries from 0 again after a connection that lasted 10 s.
+without a frame, after the close's reconnect hint when it carries one (1012, 1013), else after
+a full-jitter backoff delay (``bench.stats.full_jitter_delay``), and counts its retries from 0
+again after a connection that lasted 10 s.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
+
+from timer.drain import hint_from_reason
 
 from .stats import Attempt, Recovery, Tally, full_jitter_delay, parse_frame, recoveries, tally
 
@@ -188,6 +191,12 @@ class LoadGenerator:
             total.update(report)
         return total
 
+    def moves(self, code: int, timeout: float = 10.0) -> list[tuple]:
+        """Every client's reconnects after a close with ``code`` (see ``_Worker._moves``)."""
+        for pipe in self._pipes:
+            pipe.send(("moves", code))
+        return [move for report in self._collect("moves", timeout) for move in report]
+
     def stop(self, *, window: tuple[float, float] | None, killed_node: str | None = None,
              kill_time: float | None = None, timeout: float = 60.0) -> Outcome:
         """Close every connection and return the merged figures for ``window``."""
@@ -312,6 +321,8 @@ class _Worker:
                 message = ("stop", None, None, None)  # bounded: stop by ourselves
             if message[0] == "census":
                 self.pipe.send(("census", self._census()))
+            elif message[0] == "moves":
+                self.pipe.send(("moves", self._moves(message[1])))
             elif message[0] == "stop":
                 break
         _, window, killed_node, kill_time = message
@@ -379,6 +390,9 @@ class _Worker:
                 return
             if attempt.opened is not None and attempt.closed - attempt.opened >= STABLE_AFTER:
                 retries = 0
+            if attempt.hint_ms is not None:
+                await asyncio.sleep(attempt.hint_ms / 1000)
+                continue
             await asyncio.sleep(full_jitter_delay(retries, self.random.random()))
             retries += 1
 
@@ -412,6 +426,20 @@ class _Worker:
             if attempts and attempts[-1].opened is not None and attempts[-1].closed is None:
                 counts[attempts[-1].node or "?"] += 1
         return counts
+
+    def _moves(self, code: int) -> list[tuple[int, float, float, int | None, str, str]]:
+        """Each reconnect after a close with ``code``: (client, closed, reconnect started, first
+        frame minus last frame or None before a frame came, from node, to node)."""
+        moves = []
+        for client, attempts in self.clients.items():
+            for k, before in enumerate(attempts[:-1]):
+                if before.close_code != code or not before.counts or before.closed is None:
+                    continue
+                landed = next((a for a in attempts[k + 1:] if a.counts), None)
+                delta = None if landed is None else landed.counts[0] - before.counts[-1]
+                moves.append((client, before.closed, attempts[k + 1].started, delta,
+                              before.node, landed.node if landed else ""))
+        return moves
 
     async def _stop(self, background: Iterable[asyncio.Task]) -> None:
         self.stopping = True
@@ -482,6 +510,8 @@ class _Session(asyncio.Protocol):
             self.attempt.closed = self._now()
             if self.attempt.close_code is None:
                 self.attempt.close_code = self.protocol.close_code or 1006
+            if self.protocol.close_rcvd is not None:
+                self.attempt.hint_ms = hint_from_reason(self.protocol.close_rcvd.reason)
         if not self.closed.done():
             self.closed.set_result(None)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,11 +89,15 @@ def start_python_websockets(*, interval: float, timeout: float = 15.0) -> Server
 
 
 def start_wstime(*, name: str, interval: float, redis_url: str, data_dir: Path,
-                 timeout: float = 60.0) -> Server:
-    """Start a wstime node (``wstime-node``, backlog :data:`BACKLOG`) with the Redis layer on."""
+                 timeout: float = 60.0, ws_port: int | None = None,
+                 env: Mapping[str, str] | None = None) -> Server:
+    """Start a wstime node (``wstime-node``, backlog :data:`BACKLOG`) with the Redis layer on.
+
+    ``ws_port`` picks its port in advance (a load balancer configured before it starts).
+    """
     managed = start_node(
-        name=name, timeout=timeout,
+        name=name, timeout=timeout, port=ws_port,
         env={"WSTIME_REDIS_URL": redis_url, "WSTIME_TICK_INTERVAL": str(interval),
-             "WSTIME_DATA_DIR": str(data_dir)},
+             "WSTIME_DATA_DIR": str(data_dir), **(env or {})},
     )
     return Server(WSTIME, managed, managed.port)

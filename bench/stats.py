@@ -105,6 +105,7 @@ class Attempt:
     failure: str | None = None  # why it never opened (refused, timeout, http-503, ...)
     closed: float | None = None  # when it ended after opening; None if still open at the stop
     close_code: int | None = None
+    hint_ms: int | None = None  # the reconnect hint in the close reason (1012, 1013)
     node: str = ""  # the name in its first frame
     times: array = field(default_factory=lambda: array("d"))
     counts: array = field(default_factory=lambda: array("q"))

@@ -20,12 +20,12 @@ REPORT = Report(status="ok", reason="ok", usage=0.3, threshold=0.6, recovery_lev
 
 
 @pytest.mark.parametrize("changes, expected", [
-    ({}, "up 50%"),                                             # half the threshold used
-    ({"usage": None}, "up 100%"),                               # nothing known: full weight
-    ({"usage": 0.0}, "up 100%"),
-    ({"usage": 0.59}, "up 2%"),
-    ({"usage": 0.1, "connections": 75, "max_connections": 100}, "up 25%"),  # tightest signal
-    ({"status": "overloaded", "reason": "server is overloaded", "usage": 0.7}, "up 1%"),
+    ({}, "ready up 50%"),                                             # half the threshold used
+    ({"usage": None}, "ready up 100%"),                               # nothing known: full weight
+    ({"usage": 0.0}, "ready up 100%"),
+    ({"usage": 0.59}, "ready up 2%"),
+    ({"usage": 0.1, "connections": 75, "max_connections": 100}, "ready up 25%"),  # tightest signal
+    ({"status": "overloaded", "reason": "server is overloaded", "usage": 0.7}, "ready up 1%"),
 ])
 def test_agent_reply__weight_follows_spare_capacity(changes, expected):
     """The weight is the room left before the node reports itself full."""
@@ -36,6 +36,14 @@ def test_agent_reply__drain_and_stale():
     """Draining asks for no new connections; a stale sampler takes the node down with a reason."""
     assert agent_reply(REPORT, draining=True, stale=False) == "drain"
     assert agent_reply(REPORT, draining=False, stale=True) == "down#health sampler stale"
+
+
+def test_agent_reply__a_serving_node_cancels_an_earlier_drain():
+    """HAProxy keeps a server it was told to ``drain`` in DRAIN until the agent says ``ready``."""
+    words = agent_reply(REPORT, draining=False, stale=False).split()
+    assert words[0] == "ready" and words[1] == "up"
+    overloaded = replace(REPORT, status="overloaded", reason="server is overloaded", usage=0.7)
+    assert agent_reply(overloaded, draining=False, stale=False).split()[0] == "ready"
 
 
 def test_spare_capacity__never_negative():

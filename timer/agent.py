@@ -3,8 +3,11 @@
 HAProxy connects to the agent port every ``agent-inter`` and reads one line: ``up 40%`` sets the
 server's weight to 40 % of its configured weight (with ``balance leastconn`` a node with less
 room gets proportionally fewer new connections), ``drain`` sends it no new connection while
-keeping the existing ones, ``down#reason`` takes it out. The reply is computed by
-:func:`agent_reply` (pure) from the same health report as ``/healthcheck``.
+keeping the existing ones, ``down#reason`` takes it out. ``drain`` is an administrative state
+that HAProxy keeps until the agent says ``ready``, so every serving reply starts with it
+(``ready up 40%``): without it a node whose drain was undone would never get a client again.
+The reply is computed by :func:`agent_reply` (pure) from the same health report as
+``/healthcheck``.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ def agent_reply(report: Report, *, draining: bool, stale: bool) -> str:
     if stale:
         return "down#health sampler stale"
     if not report.healthy:
-        return f"up {MIN_WEIGHT_PERCENT}%"
-    return f"up {max(MIN_WEIGHT_PERCENT, round(100 * spare_capacity(report)))}%"
+        return f"ready up {MIN_WEIGHT_PERCENT}%"
+    return f"ready up {max(MIN_WEIGHT_PERCENT, round(100 * spare_capacity(report)))}%"
 
 
 async def serve_agent(host: str, port: int, reply) -> None:

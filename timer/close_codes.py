@@ -11,7 +11,8 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 # The client must not reconnect: the session lives on in the newer connection.
 CLOSE_SESSION_TAKEN_OVER = 4001
 
-# The node is leaving (SIGTERM, or drained from admin). The reason carries a reconnect hint,
+# The node is leaving (SIGTERM, or drained from admin), or moves the connection to a node with
+# more room (rebalancing). The reason carries a reconnect hint,
 # "... reconnect in <ms> ms": reconnect after that delay, through the load balancer.
 CLOSE_SERVICE_RESTART = 1012
 

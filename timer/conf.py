@@ -249,13 +249,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WSTIME_RETRY_AFTER", "5", _positive_count,
             "Seconds in the Retry-After of a refused handshake (node full or draining)."),
     Setting("WSTIME_RECONNECT_HINT_MAX", "2000", _count,
-            "Largest reconnect hint (ms) put in a drain or shed close; each is random up to it."),
+            "Largest reconnect hint (ms) put in a drain, shed or rebalance close; each is random "
+            "up to it."),
     Setting("WSTIME_SHED_ENABLED", "true", _bool,
             "Close a few connections (1013) while usage stays above WSTIME_SHED_LEVEL."),
     Setting("WSTIME_SHED_LEVEL", "0.85", _fraction,
             "Network usage (window average) above which the node sheds connections."),
     Setting("WSTIME_SHED_FRACTION", "0.01", _fraction,
             "Most of a node's connections shed per second (at least one while shedding)."),
+    # Rebalancing onto new capacity (a node joins or returns from a drain).
+    Setting("WSTIME_REBALANCE_ENABLED", "true", _bool,
+            "Move connections (1012 + hint) off a node holding clearly more than its share of "
+            "the cluster; needs WSTIME_REDIS_URL."),
+    Setting("WSTIME_REBALANCE_TOLERANCE", "0.05", _margin,
+            "Fraction above its share (at least 2 connections) a node may hold before it moves "
+            "connections."),
+    Setting("WSTIME_REBALANCE_RATE", "0.02", _fraction,
+            "Most of a node's connections moved per second while rebalancing."),
+    Setting("WSTIME_REBALANCE_SETTLE", "3", _non_negative,
+            "Seconds a node must accept connections before others move theirs to it "
+            "(the load balancer's rise time)."),
+    Setting("WSTIME_REBALANCE_MEMORY", "600", _positive,
+            "Seconds during which a moved client is not moved again by the same node."),
     Setting("WSTIME_AGENT_PORT", "", _optional_port,
             "TCP port of the HAProxy agent-check responder (weight from spare capacity); "
             "empty: no agent."),
@@ -309,6 +324,11 @@ class Config:
     shed_enabled: bool = True
     shed_level: float = 0.85
     shed_fraction: float = 0.01
+    rebalance_enabled: bool = True
+    rebalance_tolerance: float = 0.05
+    rebalance_rate: float = 0.02
+    rebalance_settle: float = 3.0
+    rebalance_memory: float = 600.0
     agent_port: int | None = None
     agent_bind: str = "127.0.0.1"
     metrics_token: str = field(default="", repr=False)

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from .cluster_task import RebalanceStats
 from .health.monitor import Report
 from .health.policy_store import database_state, policy_error
 from .health.runtime import get_monitor
@@ -76,6 +77,7 @@ def health_json(node: Node, report: Report, *, stale_after: float) -> dict[str, 
         "policy_error": policy_error(),
         "shared": {"redis": _redis_state(node), "database": database_state()},
         "tasks": [_task_json(state) for state in node.tasks],
+        "rebalance": (node.cluster.stats if node.cluster else RebalanceStats(False)).as_json(),
     }
 
 

@@ -14,9 +14,11 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .cluster_task import RebalanceStats
 from .conf import Config
 from .health.runtime import get_monitor
 from .node import Node, get_node
+from .rebalance import STATES
 
 
 class NodeCollector(Collector):
@@ -74,6 +76,7 @@ class NodeCollector(Collector):
                        "Health checks answered 503.", node.name, counters.health_unavailable)
         yield from self._health(node)
         yield from self._drain(node)
+        yield from self._rebalance(node)
         store = node.store
         yield _counter("wstime_redis_errors", "Failed Redis calls of the session store.",
                        node.name, getattr(store, "errors", 0))
@@ -128,6 +131,27 @@ class NodeCollector(Collector):
         yield _gauge("wstime_drain_total",
                      "Connections the current drain set out to close (0: none).",
                      node.name, state.total if state is not None else 0)
+
+    def _rebalance(self, node: Node) -> Iterator:
+        stats = node.cluster.stats if node.cluster is not None else RebalanceStats(False)
+        yield _counter("wstime_rebalance_moved",
+                       "Connections closed (1012) to move them to nodes with room.", node.name,
+                       stats.moved)
+        state = GaugeMetricFamily("wstime_rebalance_state",
+                                  "1 for the rebalancing state the node is in.",
+                                  labels=["node", "state"])
+        for name in STATES:
+            state.add_metric([node.name, name], 1 if stats.state == name else 0)
+        yield state
+        if stats.share is not None:
+            yield _gauge("wstime_rebalance_share",
+                         "This node's share of the cluster's connections.", node.name,
+                         stats.share)
+        yield _gauge("wstime_cluster_connections",
+                     "Connections of the cluster's accepting nodes, as this node last read them.",
+                     node.name, stats.cluster_connections)
+        yield _gauge("wstime_cluster_nodes", "Live nodes in the cluster's published state.",
+                     node.name, stats.nodes)
 
 
 def _gauge(name: str, documentation: str, node_name: str, value: float) -> GaugeMetricFamily:

@@ -12,6 +12,8 @@ loop (daphne has no ASGI lifespan), each supervised so that a dead one is logged
 - ``sampler``: measures network usage for the health check (:mod:`timer.health`).
 - ``governor``: follows the health policy's draining flag and sheds load when overloaded.
 - ``agent``: answers HAProxy's agent check, when ``WSTIME_AGENT_PORT`` is set.
+- ``cluster``: with a shared store, publishes this node's state, reads the cluster's and moves
+  connections off this node when it holds clearly more than its share (:mod:`timer.cluster_task`).
 
 Under daphne the tasks start as soon as the server runs (:mod:`timer.startup`); elsewhere
 (tests) on first use. Drains (SIGTERM or policy) and shedding close connections through
@@ -38,6 +40,7 @@ from .close_codes import (
     CLOSE_TRY_AGAIN_LATER,
     close_code_label,
 )
+from .cluster_task import ClusterTask
 from .conf import Config, config
 from .drain import DrainPlan, close_reason, reconnect_hint_ms
 from .health.decision import DRAINING, STALE
@@ -114,6 +117,7 @@ class Node:
         # Handshakes in progress by client id (see timer.reservations); the consumer reserves
         # before its first await, and the inbox marks one that another node took over.
         self.reservations = Reservations()
+        self.cluster: ClusterTask | None = None  # with a shared store only
 
     # --- life cycle
 
@@ -153,6 +157,9 @@ class Node:
         self.tasks.append(supervise.supervise("housekeeping", self._run_housekeeping))
         self.tasks.append(supervise.supervise("sampler", Sampler.for_node(self).run))
         self.tasks.append(supervise.supervise("governor", self._run_governor))
+        if cfg.redis_url:
+            self.cluster = ClusterTask(self)
+            self.tasks.append(supervise.supervise("cluster", self.cluster.run))
         if cfg.agent_port is not None:
             self.tasks.append(supervise.supervise("agent", lambda: serve_agent(
                 cfg.agent_bind, cfg.agent_port, self.agent_reply)))

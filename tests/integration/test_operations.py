@@ -110,7 +110,7 @@ async def test_agent_check__less_room_gets_proportionally_fewer_connections(tmp_
     sockets = []
     try:
         reply = await asyncio.to_thread(_agent_line, cluster.nodes[0].extra["agent_port"])
-        assert reply == "up 100%"
+        assert reply == "ready up 100%"
         landed = []
         for i in range(24):
             # max_queue=None: the held sockets' unread frames must not stall their closing.
@@ -127,7 +127,7 @@ async def test_agent_check__less_room_gets_proportionally_fewer_connections(tmp_
     tight, wide = landed.count("tight-node"), landed.count("wide-node")
     # Equal weights would split 12/12; weights from spare room settle near 7/17.
     assert tight < 0.7 * wide, landed
-    assert tight_reply.startswith("up ") and int(tight_reply[3:-1]) < 60
+    assert tight_reply.startswith("ready up ") and int(tight_reply[9:-1]) < 60
 
 
 def _agent_line(port: int) -> str:
