@@ -180,9 +180,6 @@ class ChaosCluster:
                 if managed.alive():
                     _signal(managed, signal.SIGCONT)
                 managed.stop(timeout=15)
-                config_dir = managed.extra.get("config_dir")
-                if config_dir:
-                    shutil.rmtree(config_dir, ignore_errors=True)
             except Exception:  # noqa: BLE001 - clean-up goes on with the next process
                 logger.exception("could not stop %s (pid %s)", managed.name, managed.pid)
         for path in (self.data_dir, self.redis_dir):

@@ -108,6 +108,8 @@ class Managed:
                 self.process.kill()
                 self.process.wait(timeout=10)
         shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.extra.get("config_dir"):
+            shutil.rmtree(self.extra["config_dir"], ignore_errors=True)
 
 
 def _spawn(name: str, argv: list[str], *, env: Mapping[str, str] | None = None,
@@ -208,28 +210,15 @@ LOCAL_RATE_LIMIT = 1_000_000
 def start_haproxy(node_ports: list[int], *, agent_ports: list[int] | None = None,
                   port: int | None = None, timeout: float = 10.0,
                   rate_limit: int = LOCAL_RATE_LIMIT) -> Managed:
-    """Start HAProxy with deploy/haproxy/haproxy.cfg in front of two nodes.
+    """Start HAProxy from deploy/haproxy/haproxy.cfg in front of nodes on loopback ports.
 
     ``agent_ports`` are the nodes' agent-check ports; without them HAProxy is pointed at free
     ports where nothing answers, which it treats as "no agent". ``rate_limit`` is the template's
     WSTIME_LB_RATE_LIMIT (requests per source address per 10 s).
     """
-    if len(node_ports) != 2:
-        raise ValueError("the HAProxy template names two nodes")
-    agent_ports = agent_ports or [free_port(), free_port()]
-    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    port = port or free_port()
-    env = dict(os.environ,
-               WSTIME_LB_BIND=f"{LOOPBACK}:{port}",
-               WSTIME_NODE1_ADDR=f"{LOOPBACK}:{node_ports[0]}",
-               WSTIME_NODE2_ADDR=f"{LOOPBACK}:{node_ports[1]}",
-               WSTIME_NODE1_AGENT_PORT=str(agent_ports[0]),
-               WSTIME_NODE2_AGENT_PORT=str(agent_ports[1]),
-               WSTIME_LB_RATE_LIMIT=str(rate_limit))
-    managed = _spawn("haproxy", [binary, "-db", "-f", str(HAPROXY_CFG)], env=env, port=port)
-    managed.extra["url"] = f"http://{LOOPBACK}:{port}"
-    managed.extra["ws_url"] = f"ws://{LOOPBACK}:{port}/"
-    return _wait_started(managed, lambda: port_open(port), timeout)
+    return start_haproxy_nodes([f"{LOOPBACK}:{node_port}" for node_port in node_ports],
+                               agent_ports=agent_ports, port=port, timeout=timeout,
+                               rate_limit=rate_limit)
 
 
 def haproxy_config(count: int, template: str | None = None) -> str:
@@ -253,7 +242,8 @@ def haproxy_config(count: int, template: str | None = None) -> str:
 
 
 def start_haproxy_nodes(node_addrs: list[str], *, agent_ports: list[int] | None = None,
-                        port: int | None = None, timeout: float = 10.0) -> Managed:
+                        port: int | None = None, timeout: float = 10.0,
+                        rate_limit: int = LOCAL_RATE_LIMIT) -> Managed:
     """Start HAProxy in front of any number of nodes (``host:port`` each), from the template.
 
     The configuration is :func:`haproxy_config` for that many nodes, written to HAProxy's own
@@ -262,7 +252,8 @@ def start_haproxy_nodes(node_addrs: list[str], *, agent_ports: list[int] | None 
     agent_ports = agent_ports or [free_port() for _ in node_addrs]
     binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
     port = port or free_port()
-    env = dict(os.environ, WSTIME_LB_BIND=f"{LOOPBACK}:{port}")
+    env = dict(os.environ, WSTIME_LB_BIND=f"{LOOPBACK}:{port}",
+               WSTIME_LB_RATE_LIMIT=str(rate_limit))
     for k, (addr, agent_port) in enumerate(zip(node_addrs, agent_ports, strict=True), start=1):
         env[f"WSTIME_NODE{k}_ADDR"] = addr
         env[f"WSTIME_NODE{k}_AGENT_PORT"] = str(agent_port)

@@ -6,12 +6,15 @@ import io
 import json
 import logging
 import logging.config
+import sys
 from types import SimpleNamespace
 
 import pytest
 
 from timer.conf import ConfigError, load_config
-from timer.logs import KeyValueFields, logging_config, message_fields
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from timer.logs import ExpectedOutages, KeyValueFields, logging_config, message_fields
 
 
 @pytest.mark.parametrize("message, fields", [
@@ -96,3 +99,42 @@ def test_load_config__log_format():
     with pytest.raises(ConfigError) as caught:
         load_config({"WSTIME_LOG_FORMAT": "xml"}, SimpleNamespace())
     assert caught.value.problems == [("WSTIME_LOG_FORMAT", "expected text or json, got 'xml'")]
+
+
+def _connection_error_record() -> logging.LogRecord:
+    try:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    except RedisConnectionError:
+        return logging.LogRecord("channels_redis.pubsub", logging.ERROR, __file__, 1,
+                                 "Unexpected exception in receive task", None, sys.exc_info())
+
+
+def test_expected_outages__a_redis_outage_is_one_line_per_period():
+    """channels-redis's once-a-second outage traceback becomes one warning per period."""
+    now = [0.0]
+    outages = ExpectedOutages(every=30, clock=lambda: now[0])
+    kept = []
+    for now[0] in (0.0, 1.0, 2.0, 31.0):
+        record = _connection_error_record()
+        if outages.filter(record):
+            kept.append(record)
+    assert [r.levelname for r in kept] == ["WARNING", "WARNING"]
+    assert all(r.exc_info is None for r in kept)
+    assert kept[0].getMessage().startswith("Unexpected exception in receive task (ConnectionError")
+    assert "2 similar lines" in kept[1].getMessage()
+
+
+def test_expected_outages__other_errors_keep_their_traceback():
+    """Anything but a connection error is left as it was, traceback included."""
+    try:
+        raise KeyError("bug")
+    except KeyError:
+        record = logging.LogRecord("channels_redis.pubsub", logging.ERROR, __file__, 1, "boom",
+                                   None, sys.exc_info())
+    assert ExpectedOutages().filter(record) and record.exc_info is not None
+
+
+def test_logging_config__channels_redis_outages_are_filtered():
+    """The node's logging puts the outage filter on the logger channels-redis writes to."""
+    config = logging_config(level="INFO", log_format="text")
+    assert config["loggers"]["channels_redis.pubsub"]["filters"] == ["outages"]

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections.abc import Callable
 from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -61,6 +65,41 @@ class KeyValueFields(logging.Filter):
         return True
 
 
+class ExpectedOutages(logging.Filter):
+    """Turn a dependency's traceback for an unreachable Redis into one line, once per period.
+
+    channels-redis's pub/sub receive task logs every failed read during a Redis outage with
+    ``logger.exception``, once a second; the outage itself is already reported (the session
+    store logs it, ``/metrics`` shows ``wstime_redis_up``). A connection error becomes a
+    warning without its traceback, at most once per ``every`` seconds; anything else passes
+    untouched.
+    """
+
+    def __init__(self, every: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.every = every
+        self._clock = clock
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, (RedisConnectionError, OSError)):
+            return True
+        now = self._clock()
+        if self._last is not None and now - self._last < self.every:
+            self._suppressed += 1
+            return False
+        suppressed, self._last, self._suppressed = self._suppressed, now, 0
+        message = record.getMessage()
+        record.msg = "%s (%s: %s; Redis unreachable, %d similar lines in the last %ds left out)"
+        record.args = (message, type(error).__name__, error, suppressed, self.every)
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
     """Django's LOGGING for a node: ``text`` (the default) or ``json`` lines on stderr."""
     formatters: dict[str, Any] = {"plain": {"format": TEXT_FORMAT}}
@@ -73,7 +112,8 @@ def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"fields": {"()": "timer.logs.KeyValueFields"}},
+        "filters": {"fields": {"()": "timer.logs.KeyValueFields"},
+                    "outages": {"()": "timer.logs.ExpectedOutages"}},
         "formatters": formatters,
         "handlers": {
             "console": {
@@ -87,5 +127,7 @@ def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
         "loggers": {
             "daphne": {"level": "WARNING"},
             "django.channels.server": {"level": "WARNING"},
+            # A logger's filters see only its own records, not its children's: name the module.
+            "channels_redis.pubsub": {"filters": ["outages"]},
         },
     }

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 from . import supervise
 from .agent import agent_reply, serve_agent
@@ -334,8 +335,22 @@ class Node:
 
     async def _run_inbox(self) -> None:
         assert self.hub is not None
+        unreachable = False
         while True:
-            message = await self.layer.receive(self.channel_name)
+            try:
+                message = await self.layer.receive(self.channel_name)
+            except (RedisError, OSError) as exc:
+                # Redis is down: the ticker's local clock covers the ticks, and the session
+                # store reports the outage. Wait and subscribe again; no traceback per try.
+                if not unreachable:
+                    logger.warning("node=%s channel layer unreachable (%s); inbox retries every "
+                                   "%ss", self.name, type(exc).__name__, self.config.tick_interval)
+                unreachable = True
+                await asyncio.sleep(self.config.tick_interval)
+                continue
+            if unreachable:
+                logger.warning("node=%s channel layer reachable again", self.name)
+                unreachable = False
             kind = message.get("type")
             if kind == "clock.tick":
                 self.hub.release_round(int(message["round"]))

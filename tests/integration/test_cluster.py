@@ -131,6 +131,9 @@ async def test_cluster__redis_outage_pauses_ticks_and_refuses_handshakes(cluster
         stop.set()
         await run
     assert follower.frames[0].n == client.frames[-1].n + 1
+    # An outage is an expected condition: logged as lines, never as a traceback.
+    for node in cluster.nodes:
+        assert "Traceback" not in node.log(), node.log()[-3000:]
 
 
 @pytest.fixture
