@@ -68,8 +68,9 @@ async def test_hub__unexpected_send_error__closed_with_1011():
 
 
 async def test_hub__lease__one_frame_past_the_stored_count_until_confirmed():
-    """With a shared store a connection gets at most one frame past its stored count; held
-    frames are not counted, and a checkpoint's confirm releases a just-held frame at once."""
+    """With a shared store a connection sends nothing until a checkpoint lists it, then at most
+    one frame past its stored count; held frames are not counted, and a checkpoint's confirm
+    releases a just-held frame at once."""
     interval = 0.1
     hub = Hub(node_name="unit", interval=interval, clock=time.monotonic)
     hub.lease = True
@@ -85,12 +86,15 @@ async def test_hub__lease__one_frame_past_the_stored_count_until_confirmed():
                 await asyncio.sleep(0.002)
 
     try:
-        await held(1)
+        await held(1)  # the claim alone allows no frame
+        assert socket.frames == [] and connection.last_n == 4
+        await hub.confirm([(connection, 4)])
         assert socket.frames == ["unit: you have been connected for 5 seconds"]
+        await held(2)
         assert connection.last_n == 5
         await hub.confirm([(connection, 5)])
         assert socket.frames[-1] == "unit: you have been connected for 6 seconds"
-        await held(2)
+        await held(3)
         await asyncio.sleep(2.5 * interval)  # more due steps: still held
         await hub.confirm([(connection, 5)])  # an older count raises nothing
         assert len(socket.frames) == 2 and connection.last_n == 6

@@ -10,8 +10,9 @@ round start. When that message is late (Redis down or slow), the ticker's own cl
 round after ``grace`` seconds, so clients see no gap.
 
 With a shared store the ticker keeps each connection within its *lease*: frame ``n`` is sent only
-if ``n <= persisted + 1``, ``persisted`` being the count Redis holds for the connection (its
-claim, then each checkpoint that succeeded, reported by :meth:`Hub.confirm`). A frame outside the
+if ``n <= persisted + 1``, ``persisted`` being the count a checkpoint that succeeded stored
+for the connection (reported by :meth:`Hub.confirm`); before its first checkpoint a connection
+sends nothing, so that its claim alone can be resumed exactly. A frame outside the
 lease is not sent and not counted: the connection pauses, and resumes when a checkpoint
 succeeds. That makes the stored count + 1 an upper bound of what the client saw, whatever
 happens to the node. The check is one integer comparison per due connection.
@@ -47,8 +48,10 @@ class Connection:
         self.send_text = send_text
         self.close = close
         self.closing = False
-        # The count the store holds for this connection: opening claimed last_n.
-        self.persisted = last_n
+        # The count the store holds for this connection, which may send persisted + 1. Until
+        # a checkpoint lists it, only its claim does, and the claim resumes exactly (a
+        # handshake that failed after claiming costs no count): no frame before that.
+        self.persisted = last_n - 1
         self.owed_at = 0.0  # when its last frame was held back by the lease
 
     def __repr__(self) -> str:

@@ -86,6 +86,17 @@ async def test_redis_store__checkpoint_of_a_dead_node_resumes_one_ahead(store):
     assert opening.last_n == 11
 
 
+async def test_redis_store__claims_of_failed_handshakes_cost_no_count(store):
+    """A claim whose connection never sent a frame (its handshake timed out, or its node died
+    before the first checkpoint) resumes exactly: claims do not pile up counts."""
+    await store.open("cleo", "nodeA#1")
+    assert await store.checkpoint("nodeA", [("cleo", "nodeA#1", 10)])  # client saw 10 or 11
+    assert (await store.open("cleo", "nodeB#1")).last_n == 11  # nodeA died; nodeB#1 too
+    assert (await store.open("cleo", "nodeC#1")).last_n == 11  # nodeC#1's handshake timed out
+    opening = await store.open("cleo", "nodeD#1")
+    assert opening.last_n == 11  # first frame 12: at most last seen + 2
+
+
 async def test_redis_store__live_session_outlives_its_claim(short_store):
     """A connection held longer than the TTL keeps its session: its node's checkpoints carry it."""
     store = short_store

@@ -8,14 +8,14 @@ frame of every connection against the continuity rules (README, shared with the 
 
 - no reset and no repeat: it is above the last frame the client was shown;
 - no skip: it is at most two above it, or above the highest count a node sent the client
-  unseen (on a link the client had lost) or might have sent under the lease (one past the
-  claim of a connection that ended before showing anything);
+  unseen (on a link the client had lost);
 - exact: it is one above it when the previous connection that showed the client a frame ended
   with a clean close the store recorded.
 
-The model's nodes follow the lease: a connection is shown at most one frame past the count last
-persisted for it (its claim, or a checkpoint the store reported as written). An opening the store
-returns counts as a claim: a store that cannot persist one must refuse the handshake instead.
+The model's nodes follow the lease: a connection is shown at most one frame past the count the
+last checkpoint the store reported as written holds for it, and nothing before its first one
+(its claim is resumed exactly). An opening the store returns counts as a claim: a store that
+cannot persist one must refuse the handshake instead.
 
 Data may be lost only when Redis restarts empty. A session then survives in the node holding its
 newest count (its live connection, or the node that closed it) until that node's housekeeping
@@ -157,10 +157,12 @@ class ContinuityModel:
         if last_n is None:
             return  # refused (HTTP 503): the client saw nothing
         exposed = client.exposed or client.awaiting is not None
-        connection = Connection(client_id, token, shown=last_n, persisted=last_n,
+        # A claim alone allows no frame: the connection waits for a checkpoint that lists it
+        # (hub.Connection), so a claim whose connection ends before one costs no count.
+        connection = Connection(client_id, token, shown=last_n, persisted=last_n - 1,
                                 exposed=exposed, exact=client.exact_next,
                                 reach_before=client.reach)
-        client.reach = max(client.reach, last_n + 1)
+        client.reach = max(client.reach, last_n)
         if client.awaiting is not None:
             client.exposed, client.awaiting = True, None
         client.holder = node.process

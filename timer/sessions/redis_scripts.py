@@ -40,10 +40,11 @@ end
 # Returns {the record the claim resumed from or false, epoch or false, 1 if claimed or 0 if
 # refused because Redis recently lost its data, the claimed count}.
 #
-# The count resumes from the highest of: the newest claim record (records.resume_last: exact
-# when closed, + 1 when live) and every live count of this id in the live hashes of the nodes
-# in the registry (+ 1, as a live record), except the entry of the very connection whose close
-# the record holds (the close is exact and newer). Live hashes (one per node, rewritten every
+# The count resumes from the highest of: the newest claim record (exact, closed or live: a
+# connection sends nothing until a checkpoint lists it, so a claim whose handshake failed or
+# timed out costs no count) and every live count of this id in the live hashes of the nodes
+# in the registry (+ 1: the client may have seen one frame past a checkpoint), except the entry
+# of the very connection whose close the record holds (the close is exact and newer). Live hashes (one per node, rewritten every
 # interval) map client id -> "<count>|<sequence>", the connection's token being
 # "<node channel>#<sequence>"; the registry is a sorted set scored by each node's last
 # checkpoint, in Redis time. Reading them all (a few nodes) covers a claim's owner being newer
@@ -75,7 +76,9 @@ if record then
   if n then
     previous = record
     last = tonumber(n)
-    if state == 'L' then last = last + 1 else skip = token end
+    -- A live claim is exact: its connection sends no frame before a checkpoint lists it
+    -- (hub.Connection's lease), and from then on its live entry below counts + 1.
+    if state == 'C' then skip = token end
   end
 end
 local oldest = (now_ms - tonumber(ARGV[6])) / 1000

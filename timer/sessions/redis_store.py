@@ -56,7 +56,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .memory import MemorySessionStore
-from .records import CLOSED, LIVE, SessionRecord, resume_last
+from .records import CLOSED, LIVE, SessionRecord
 from .redis_scripts import CHECKPOINT, CLOSE, OPEN
 from .store import Opening, SessionStoreBusy
 
@@ -159,7 +159,8 @@ class RedisSessionStore:
         local_record = self.local.get(client_id)
         # Memory may know a newer count than Redis: a session closed here whose close is still
         # held back. The claim must store at least that count, or the lease would not hold.
-        floor = resume_last(local_record) if local_record is not None else -1
+        # Memory's live records are claims only (no checkpoint writes them): exact, as in Redis.
+        floor = local_record.last_n if local_record is not None else -1
         try:
             raw, epoch, claimed, last = await self._open(keys=[], args=[
                 *self._bucket_args(), client_id, token, self._expiry_ms(), LIVE_PREFIX,
