@@ -19,6 +19,9 @@ from localcluster.processes import REPO, free_port, http_get, wait_for
 
 from ..integration.ticks import FRAME
 
+# The page links its script by a content-hashed name (README: Static files).
+HASHED_APP_JS = re.compile(r"/static/timer/app\.[0-9a-f]{12}\.js")
+
 pytestmark = pytest.mark.integration
 
 # Installing the clone's .venv from the lock takes most of it; pip's cache (filled by the
@@ -137,7 +140,7 @@ def test_make_demo__from_a_fresh_clone_fails_over_and_stops_on_ctrl_c(tmp_path):
         assert len(nodes) == 2, output.text()
 
         status, page = http_get(f"http://127.0.0.1:{port}/", timeout=10)
-        assert status == 200 and "timer/app.js" in page
+        assert status == 200 and HASHED_APP_JS.search(page), page
 
         url = f"ws://127.0.0.1:{port}/?id=fresh-clone"
         before = asyncio.run(kill_the_serving_node(url, nodes))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,9 @@ import pytest
 import websockets
 
 from localcluster.processes import REPO, http_get, start_node
+
+# The page links its script by a content-hashed name (README: Static files).
+HASHED_APP_JS = re.compile(r"/static/timer/app\.[0-9a-f]{12}\.js")
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 # What the wheel may leave out: the checkout's own tools, which need deploy/ and manage.py.
@@ -119,7 +123,7 @@ def test_wheel__installed_node_checks_migrates_and_serves(installed_wheel):
                       env={**env, "WSTIME_TICK_INTERVAL": "0.2"})
     try:
         status, page = http_get(node.extra["url"] + "/", timeout=10)
-        assert status == 200 and "timer/app.js" in page
+        assert status == 200 and HASHED_APP_JS.search(page), page
         assert http_get(node.extra["url"] + "/static/timer/app.js", timeout=10)[0] == 200
 
         async def first_frame() -> str:
