@@ -18,7 +18,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from .patching import Need, Patch, assigned_in, attribute, mark, marked
+from .patching import Need, Patch, assigned_in, attribute, mark, marked, parameter
 
 NAME = "denial response"
 VERSIONS = {"daphne": ">=4.2.2,<4.3", "autobahn": ">=26.10,<27"}
@@ -35,7 +35,10 @@ def needs() -> list[Need]:
         assigned_in(WebSocketProtocol.onConnect, "handshake_deferred"),
         assigned_in(WebSocketProtocol.onConnect, "server"),
         attribute(autobahn_twisted, "ConnectionDeny"),
+        parameter(autobahn_twisted.ConnectionDeny, "code"),
+        parameter(autobahn_twisted.ConnectionDeny, "reason"),
         attribute(autobahn_twisted.WebSocketServerProtocol, "failHandshake"),
+        parameter(autobahn_twisted.WebSocketServerProtocol.failHandshake, "responseHeaders"),
         attribute(Server, "protocol_disconnected"),
     ]
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..conf import config
-from .patching import Need, Patch, attribute, parameter
+from .patching import Need, Patch, attribute, calls, parameter
 
 NAME = "message size limit"
 VERSIONS = {"daphne": ">=4.2.2,<4.3", "autobahn": ">=26.10,<27"}
@@ -34,10 +34,12 @@ LIMIT_OPTIONS = ("maxMessagePayloadSize", "maxFramePayloadSize")
 def needs() -> list[Need]:
     from autobahn.twisted.websocket import WebSocketServerFactory
     from daphne import ws_protocol
+    from daphne.server import Server
 
     options = WebSocketServerFactory.setProtocolOptions
     return [
         attribute(ws_protocol, "WebSocketFactory"),
+        calls(Server.run, "setProtocolOptions"),  # where daphne sets its own limits
         attribute(WebSocketServerFactory, "setProtocolOptions"),
         *(parameter(options, name) for name in (*LIMIT_OPTIONS, "failByDrop")),
     ]

@@ -45,6 +45,13 @@ def assigned_in(function: Any, name: str) -> Need:
     return Need(f"{_qualname(function)} sets self.{name}", present)
 
 
+def calls(function: Any, name: str) -> Need:
+    """A method the library calls (``obj.name(...)``) in ``function``, which the patch wraps."""
+    code = getattr(function, "__code__", None)
+    present = code is not None and name in code.co_names
+    return Need(f"{_qualname(function)} calls {name}", present)
+
+
 def key_in(function: Any, key: str) -> Need:
     """A dictionary key (a string constant) the library writes in ``function``."""
     code = getattr(function, "__code__", None)
@@ -113,8 +120,8 @@ def problems(patch: Patch, *,
             found.append(f"{distribution} {version} is outside the tested range {allowed}")
     try:
         needs = patch.needs()
-    except (ImportError, AttributeError) as exc:
-        found.append(f"cannot look up the names it patches: {exc}")
+    except Exception as exc:  # noqa: BLE001 - whatever an upgrade broke is reported, not raised
+        found.append(f"cannot look up the names it patches: {exc!r}")
     else:
         found.extend(f"{need.where} is missing" for need in needs if not need.present)
     return found
