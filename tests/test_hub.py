@@ -4,7 +4,7 @@ import asyncio
 import time
 
 from timer.close_codes import CLOSE_INTERNAL_ERROR
-from timer.daphne_support import ClientDisconnected
+from timer.server import ClientDisconnected
 from timer.hub import Connection, Hub
 
 INTERVAL = 0.02

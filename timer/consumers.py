@@ -177,7 +177,7 @@ class TimerConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Client frames carry nothing we use; only their size matters. The server enforces the
-        # limit before buffering (timer.daphne_support); this covers any other server.
+        # limit before buffering (timer.server.message_limit); this covers any other server.
         if self.closing:
             return
         size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())

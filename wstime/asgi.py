@@ -15,8 +15,7 @@ django_http = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - needs Django set up first
 
-from timer import daphne_support, header_deadline, health_views  # noqa: E402
-from timer.conf import config  # noqa: E402
+from timer import health_views, server  # noqa: E402
 from timer.direct_views import DirectViews  # noqa: E402
 from timer.proxy_headers import TrustedProxyHeaders  # noqa: E402
 from timer.routing import websocket_application  # noqa: E402
@@ -24,8 +23,7 @@ from timer.startup import start_process, start_when_serving  # noqa: E402
 from timer.static_files import CachedStaticFiles  # noqa: E402
 
 start_process()
-daphne_support.install()
-header_deadline.install(config().header_timeout)
+server.install()  # patches that cannot apply are logged, and reported by the system checks
 start_when_serving()
 
 application = TrustedProxyHeaders(ProtocolTypeRouter({

@@ -17,17 +17,26 @@ Cost: a handshake pays an attribute and a dictionary entry, not a timer; one swe
 ``min(1 s, deadline / 4)`` looks at the connections still in HTTP, so a connection is cut
 between the deadline and one sweep interval after it.
 
-It relies on these names, checked at install against the versions this project pins (daphne
-4.2, Twisted 26.10): ``daphne.http_protocol.HTTPFactory.buildProtocol`` (wrapped), the
-``_channel`` that Twisted's ``_GenericHTTPChannelProtocol`` wraps (private), and
-``HTTPChannel.allHeadersReceived``, ``requestDone`` and ``connectionLost`` (wrapped on the
-class: daphne is the only Twisted HTTP server in a node's process).
+It relies on these names, checked before install (:func:`needs`) against the release range it
+was written for (:data:`VERSIONS`): ``daphne.http_protocol.HTTPFactory.buildProtocol``
+(wrapped), the factory's ``reactor``, the ``_channel`` that Twisted's
+``_GenericHTTPChannelProtocol`` wraps (private), and ``HTTPChannel.allHeadersReceived``,
+``requestDone`` and ``connectionLost`` (wrapped on the class: daphne is the only Twisted HTTP
+server in a node's process).
+
+Retired by: a header timeout in daphne or in Twisted's ``HTTPChannel`` (a total deadline, not
+an idle timeout); no upstream issue found.
+
+Required: security (a slow-header client would otherwise hold a socket indefinitely).
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Protocol
+
+from ..conf import config
+from .patching import Need, Patch, assigned_in, attribute, mark, marked
 
 logger = logging.getLogger(__name__)
 
@@ -94,22 +103,30 @@ def _peer(transport: Any) -> str:
         return "unknown peer"
 
 
-def _check_names() -> None:
-    from twisted.web.http import HTTPChannel
+NAME = "header deadline"
+VERSIONS = {"daphne": ">=4.2.2,<4.3", "twisted": ">=26.10,<27"}
 
-    missing = [name for name in _CHANNEL_METHODS if not hasattr(HTTPChannel, name)]
-    if missing:
-        raise RuntimeError(f"twisted.web.http.HTTPChannel lacks {', '.join(missing)}; the "
-                           "request header deadline needs them (see timer/header_deadline.py)")
+
+def needs() -> list[Need]:
+    from daphne.http_protocol import HTTPFactory
+    from twisted.web import http
+
+    wrapper = http._GenericHTTPChannelProtocol(None)  # stores its channel; touches nothing
+    return [
+        attribute(HTTPFactory, "buildProtocol"),
+        assigned_in(http.HTTPFactory.__init__, "reactor"),
+        Need("twisted.web.http._GenericHTTPChannelProtocol wraps its channel as _channel",
+             hasattr(wrapper, "_channel")),
+        *(attribute(http.HTTPChannel, name) for name in _CHANNEL_METHODS),
+    ]
 
 
 def install_channel_hooks(clock: Clock) -> None:
     """Make ``HTTPChannel`` record when each header phase starts and ends (idempotent)."""
     from twisted.web.http import HTTPChannel
 
-    _check_names()
-    if getattr(HTTPChannel.allHeadersReceived, "header_deadline", False):
-        HTTPChannel.requestDone.clock = clock
+    if marked(HTTPChannel.allHeadersReceived, NAME):
+        HTTPChannel.requestDone.clock = clock  # type: ignore[attr-defined]
         return
     headers_done, response_done = HTTPChannel.allHeadersReceived, HTTPChannel.requestDone
     connection_lost = HTTPChannel.connectionLost
@@ -127,11 +144,10 @@ def install_channel_hooks(clock: Clock) -> None:
         setattr(self, _SINCE, _CLOSED)
         return connection_lost(self, reason)
 
-    allHeadersReceived.header_deadline = True
-    requestDone.clock = clock
-    HTTPChannel.allHeadersReceived = allHeadersReceived
-    HTTPChannel.requestDone = requestDone
-    HTTPChannel.connectionLost = connectionLost
+    requestDone.clock = clock  # type: ignore[attr-defined]
+    HTTPChannel.allHeadersReceived = mark(allHeadersReceived, headers_done, NAME)  # type: ignore[method-assign]
+    HTTPChannel.requestDone = mark(requestDone, response_done, NAME)  # type: ignore[method-assign]
+    HTTPChannel.connectionLost = mark(connectionLost, connection_lost, NAME)  # type: ignore[method-assign]
 
 
 def install(seconds: float) -> None:
@@ -143,7 +159,6 @@ def install(seconds: float) -> None:
     """
     from daphne.http_protocol import HTTPFactory
 
-    _check_names()
     build = getattr(HTTPFactory.buildProtocol, "original", HTTPFactory.buildProtocol)
     deadlines: HeaderDeadlines | None = None
 
@@ -156,5 +171,9 @@ def install(seconds: float) -> None:
         deadlines.track(protocol)
         return protocol
 
-    buildProtocol.original = build
-    HTTPFactory.buildProtocol = buildProtocol
+    buildProtocol.original = build  # type: ignore[attr-defined]
+    HTTPFactory.buildProtocol = mark(buildProtocol, build, NAME)
+
+
+PATCH = Patch(name=NAME, check_id="timer.E015", required=True, versions=VERSIONS, needs=needs,
+              install=lambda: install(config().header_timeout), module=__name__)

@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel, Request
 
-from timer.header_deadline import HeaderDeadlines, install_channel_hooks
+from timer.server.header_deadline import HeaderDeadlines, install_channel_hooks
 
 DEADLINE = 2.0
 SWEEP = DEADLINE / 4
