@@ -1,11 +1,27 @@
 """Settings parsing (timer.conf) and the system checks that report broken settings."""
 
+import os
+import re
+import subprocess
+import sys
+from dataclasses import MISSING, fields
+from ipaddress import ip_network
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from timer import checks
-from timer.conf import SETTINGS, ConfigError, load_config, parse_bits_per_second
+from timer.conf import (
+    SETTINGS,
+    Config,
+    ConfigError,
+    environ_value,
+    load_config,
+    parse_bits_per_second,
+    parse_bool,
+)
 
 
 def test_load_config__defaults_without_any_configuration():
@@ -132,3 +148,96 @@ def test_load_config__settings_that_must_agree(environ, name):
     with pytest.raises(ConfigError) as caught:
         load_config(environ, SimpleNamespace())
     assert [problem[0] for problem in caught.value.problems] == [name]
+
+
+# --- one source of truth per setting ---------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _manage_check(**environ: str) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("WSTIME_", "DJANGO_"))}
+    env.update(environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, str(REPO / "manage.py"), "check"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_manage_check__unknown_boolean_word_is_refused_at_start():
+    """DJANGO_DEBUG=ture stops start-up with an error naming the variable and the accepted words."""
+    result = _manage_check(DJANGO_DEBUG="ture")
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last_line
+    assert "DJANGO_DEBUG" in last_line and "'ture'" in last_line
+    assert "true" in last_line and "false" in last_line and "yes" in last_line
+
+
+def test_manage_check__broken_wstime_value_is_timer_e001():
+    """A bad WSTIME_* value read by the settings module still reaches the system check."""
+    result = _manage_check(WSTIME_LOG_LEVEL="loud", DJANGO_DEBUG="yes")
+    assert result.returncode != 0
+    assert "timer.E001" in result.stderr and "WSTIME_LOG_LEVEL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("word, value", [
+    ("1", True), ("TRUE", True), (" yes ", True), ("on", True),
+    ("0", False), ("false", False), ("No", False), ("off", False), ("", False),
+])
+def test_parse_bool__accepted_words(word, value):
+    """The words every boolean setting accepts, DJANGO_* and WSTIME_* alike."""
+    assert parse_bool(word) is value
+
+
+def test_environ_value__unknown_word_names_the_variable():
+    """An unparsable DJANGO_* value is ImproperlyConfigured naming the variable and its value."""
+    with pytest.raises(ImproperlyConfigured, match=r"DJANGO_DEBUG: .*1, true, yes, on.*'ture'"):
+        environ_value({"DJANGO_DEBUG": "ture"}, "DJANGO_DEBUG", parse_bool, "false")
+    assert environ_value({}, "DJANGO_DEBUG", parse_bool, "false") is False
+
+
+def test_config__declares_no_default_of_its_own():
+    """Defaults live in SETTINGS only: a Config field with a default would be a second copy."""
+    assert [f.name for f in fields(Config)
+            if f.default is not MISSING or f.default_factory is not MISSING] == []
+
+
+def test_config__defaults_come_from_the_table():
+    """metrics_allow defaults to loopback, as the table and the README say."""
+    cfg = load_config({}, SimpleNamespace())
+    assert cfg.metrics_allow == (ip_network("127.0.0.0/8"), ip_network("::1"))
+
+
+def test_check_config_class__mismatch_is_an_error_under_python_O():
+    """Table and Config are compared by a real check, which python -O does not strip."""
+    code = (
+        "import dataclasses\n"
+        "from timer.conf import SETTINGS, Config, check_config_class\n"
+        "check_config_class(SETTINGS, Config)\n"  # the real pair agrees
+        "Extra = dataclasses.make_dataclass('Extra', [('surplus', int)], bases=(Config,),\n"
+        "                                   frozen=True)\n"
+        "try:\n"
+        "    check_config_class(SETTINGS, Extra)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-O", "-c", code], cwd=REPO, capture_output=True,
+                            check=False, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ImproperlyConfigured")
+    assert "surplus" in result.stdout
+
+
+def _readme_defaults() -> dict[str, str]:
+    rows = re.findall(r"^\| `(WSTIME_[A-Z_]+)` \| ([^|]*) \|", (REPO / "README.md").read_text(),
+                      re.MULTILINE)
+    return {name: "" if cell.strip() == "*(empty)*" else cell.strip().strip("`")
+            for name, cell in rows}
+
+
+def test_readme__defaults_match_the_table():
+    """Each README default is the table's default, character for character."""
+    readme = _readme_defaults()
+    assert {s.name: readme.get(s.name) for s in SETTINGS} == {s.name: s.default for s in SETTINGS}

@@ -1,10 +1,12 @@
 """Every ``WSTIME_*`` setting, read in one place.
 
 Each value comes from the environment first, then from a Django setting of the same name,
-then from the default below. Values are parsed and validated by :func:`load_config`, which is
-pure (it takes the two sources as mappings) so that the system check, the node at start-up
+then from the default in :data:`SETTINGS`, the one place a default is written (the README table
+and the health policy follow it). Values are parsed and validated by :func:`load_config`, which
+is pure (it takes the two sources as mappings) so that the system check, the node at start-up
 and the tests all share one parser. ``config()`` caches the result for the process and drops
-the cache when a test overrides a Django setting.
+the cache when a test overrides a Django setting. ``wstime/settings.py`` reads its values through
+:func:`start_value` and :func:`environ_value` with the same parsers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
@@ -39,15 +41,23 @@ def _text(raw: Any) -> str:
     return str(raw).strip()
 
 
-def _bool(raw: Any) -> bool:
+_TRUE_WORDS = ("1", "true", "yes", "on")
+_FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def parse_bool(raw: Any) -> bool:
+    """Parse a yes/no word; any word not listed (``ture``) is an error, never a silent False."""
     if isinstance(raw, bool):
         return raw
     text = str(raw).strip().lower()
-    if text in {"1", "true", "yes", "on"}:
+    if text in _TRUE_WORDS:
         return True
-    if text in {"0", "false", "no", "off", ""}:
+    if text in _FALSE_WORDS or text == "":
         return False
-    raise ValueError(f"expected true or false, got {raw!r}")
+    raise ValueError(
+        f"expected true or false ({', '.join(_TRUE_WORDS)} / {', '.join(_FALSE_WORDS)}), "
+        f"got {raw!r}"
+    )
 
 
 def _number(raw: Any) -> float:
@@ -126,7 +136,7 @@ def _optional_count(raw: Any) -> int | None:
 
 def _networks(raw: Any) -> tuple[IPv4Network | IPv6Network, ...]:
     networks = []
-    for item in _names(raw):
+    for item in parse_names(raw):
         try:
             networks.append(ip_network(item, strict=False))
         except ValueError:
@@ -143,7 +153,8 @@ def _optional_port(raw: Any) -> int | None:
     return value
 
 
-def _names(raw: Any) -> tuple[str, ...]:
+def parse_names(raw: Any) -> tuple[str, ...]:
+    """Parse a comma-separated list (or a list) into its non-empty, stripped items."""
     if isinstance(raw, (list, tuple)):
         items = [str(item).strip() for item in raw]
     else:
@@ -202,7 +213,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WSTIME_MAX_CLIENT_FRAME", "1024", _positive_count,
             "Largest message (bytes) a client may send, whole or in fragments; a larger one "
             "closes with 1009 before it is buffered."),
-    Setting("WSTIME_REQUIRE_ORIGIN", "false", _bool,
+    Setting("WSTIME_REQUIRE_ORIGIN", "false", parse_bool,
             "Refuse WebSocket handshakes that carry no Origin header (browsers always send one)."),
     Setting("WSTIME_REDIS_URL", "", _redis_url,
             "Redis for the channel layer and the sessions; empty runs one node in memory."),
@@ -229,7 +240,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds of network usage averaged for the health decision."),
     Setting("WSTIME_SAMPLE_INTERVAL", "1", _positive,
             "Seconds between two readings of the network counters."),
-    Setting("WSTIME_NET_INTERFACES", "", _names,
+    Setting("WSTIME_NET_INTERFACES", "", parse_names,
             "Comma-separated interfaces to measure; empty measures every up interface but lo."),
     Setting("WSTIME_LINK_CAPACITY", "", _optional_capacity,
             "Link capacity in bits/s (10M, 1G) when the NIC reports speed 0; overrides nothing else."),
@@ -251,14 +262,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WSTIME_RECONNECT_HINT_MAX", "2000", _count,
             "Largest reconnect hint (ms) put in a drain, shed or rebalance close; each is random "
             "up to it."),
-    Setting("WSTIME_SHED_ENABLED", "true", _bool,
+    Setting("WSTIME_SHED_ENABLED", "true", parse_bool,
             "Close a few connections (1013) while usage stays above WSTIME_SHED_LEVEL."),
     Setting("WSTIME_SHED_LEVEL", "0.85", _fraction,
             "Network usage (window average) above which the node sheds connections."),
     Setting("WSTIME_SHED_FRACTION", "0.01", _fraction,
             "Most of a node's connections shed per second (at least one while shedding)."),
     # Rebalancing onto new capacity (a node joins or returns from a drain).
-    Setting("WSTIME_REBALANCE_ENABLED", "true", _bool,
+    Setting("WSTIME_REBALANCE_ENABLED", "true", parse_bool,
             "Move connections (1012 + hint) off a node holding clearly more than its share of "
             "the cluster; needs WSTIME_REDIS_URL."),
     Setting("WSTIME_REBALANCE_TOLERANCE", "0.05", _margin,
@@ -295,54 +306,82 @@ _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 @dataclass(frozen=True)
 class Config:
-    """Parsed ``WSTIME_*`` settings for this process."""
+    """Parsed ``WSTIME_*`` settings for this process: one field per entry of :data:`SETTINGS`.
+
+    The fields carry types only; every default is written once, in :data:`SETTINGS`, and
+    :func:`check_config_class` (run at import) keeps the two in step.
+    """
 
     node_name: str
     tick_interval: float
     max_client_frame: int
     require_origin: bool
-    redis_url: str = ""
-    redis_pool_size: int = 50
-    session_ttl: float = 600.0
-    static_max_age: int = 3600
-    data_dir: str = "var"
-    log_level: str = "INFO"
-    log_format: str = "text"
-    health_threshold: float = 0.6
-    health_recovery_margin: float = 0.05
-    net_window: float = 10.0
-    sample_interval: float = 1.0
-    net_interfaces: tuple[str, ...] = ()
-    link_capacity: int | None = None
-    max_connections: int | None = None
-    drain_notice: float = 3.0
-    drain_window: float = 10.0
-    drain_deadline: float = 25.0
-    connection_cap: int | None = None
-    retry_after: int = 5
-    reconnect_hint_max: int = 2000
-    shed_enabled: bool = True
-    shed_level: float = 0.85
-    shed_fraction: float = 0.01
-    rebalance_enabled: bool = True
-    rebalance_tolerance: float = 0.05
-    rebalance_rate: float = 0.02
-    rebalance_settle: float = 3.0
-    rebalance_memory: float = 600.0
-    agent_port: int | None = None
-    agent_bind: str = "127.0.0.1"
-    metrics_token: str = field(default="", repr=False)
-    metrics_allow: tuple[IPv4Network | IPv6Network, ...] = ()
-    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
-    header_timeout: float = 10.0
-    policy_cache_seconds: float = 2.0
+    redis_url: str
+    redis_pool_size: int
+    session_ttl: float
+    static_max_age: int
+    data_dir: str
+    log_level: str
+    log_format: str
+    health_threshold: float
+    health_recovery_margin: float
+    net_window: float
+    sample_interval: float
+    net_interfaces: tuple[str, ...]
+    link_capacity: int | None
+    max_connections: int | None
+    drain_notice: float
+    drain_window: float
+    drain_deadline: float
+    connection_cap: int | None
+    retry_after: int
+    reconnect_hint_max: int
+    shed_enabled: bool
+    shed_level: float
+    shed_fraction: float
+    rebalance_enabled: bool
+    rebalance_tolerance: float
+    rebalance_rate: float
+    rebalance_settle: float
+    rebalance_memory: float
+    agent_port: int | None
+    agent_bind: str
+    metrics_token: str = field(repr=False)
+    metrics_allow: tuple[IPv4Network | IPv6Network, ...]
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
+    header_timeout: float
+    policy_cache_seconds: float
 
 
 def _field_name(setting_name: str) -> str:
     return setting_name.removeprefix("WSTIME_").lower()
 
 
-assert {_field_name(s.name) for s in SETTINGS} == {f.name for f in fields(Config)}
+def check_config_class(settings: tuple[Setting, ...], config_class: type) -> None:
+    """Raise ImproperlyConfigured unless ``config_class`` has one field per setting, no more.
+
+    A plain ``if``, not an ``assert``: ``python -O`` must not turn the check off.
+    """
+    wanted = [_field_name(setting.name) for setting in settings]
+    declared = [f.name for f in fields(config_class)]
+    if wanted != declared:
+        missing = sorted(set(wanted) - set(declared))
+        extra = sorted(set(declared) - set(wanted))
+        raise ImproperlyConfigured(
+            f"{config_class.__name__} does not match the settings table: missing fields "
+            f"{missing}, fields without a setting {extra}"
+            + ("" if missing or extra else ", or the order differs")
+        )
+    with_default = [f.name for f in fields(config_class)
+                    if f.default is not MISSING or f.default_factory is not MISSING]
+    if with_default:
+        raise ImproperlyConfigured(
+            f"{config_class.__name__} fields {with_default} carry a default; write it in the "
+            f"settings table only"
+        )
+
+
+check_config_class(SETTINGS, Config)
 
 
 def raw_value(name: str, environ: Mapping[str, str], django_settings: Any) -> Any:
@@ -350,6 +389,35 @@ def raw_value(name: str, environ: Mapping[str, str], django_settings: Any) -> An
     if name in environ:
         return environ[name]
     return getattr(django_settings, name, _BY_NAME[name].default)
+
+
+def start_value(name: str, environ: Mapping[str, str]) -> Any:
+    """Return the parsed value of ``name`` for ``wstime/settings.py``, before Django is set up.
+
+    Only the environment and the default are seen (Django's settings are being built). A value
+    that does not parse gives the default here, so that start-up goes on far enough for the
+    system check to report it as ``timer.E001`` with every other broken setting.
+    """
+    setting = _BY_NAME[name]
+    try:
+        return setting.parse(raw_value(name, environ, None))
+    except ValueError:
+        return setting.parse(setting.default)
+
+
+def environ_value(environ: Mapping[str, str], name: str, parse: Callable[[Any], Any],
+                  default: Any) -> Any:
+    """Parse the environment variable ``name`` (or ``default``) with one of this module's parsers.
+
+    For Django's own ``DJANGO_*`` variables, read while the settings module is imported: no
+    system check can run without settings, so a bad value stops start-up here, naming the
+    variable and what it accepts.
+    """
+    raw = environ.get(name, default)
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
 
 
 _CROSS_CHECKS: tuple[tuple[Callable[[dict[str, Any]], bool], str, str], ...] = (

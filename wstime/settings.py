@@ -1,7 +1,10 @@
 """Django settings for wstime, read from the environment (see the README's settings table).
 
 Django's own settings come from ``DJANGO_*`` variables and ``DATABASE_URL`` here; the
-application's ``WSTIME_*`` settings are read and validated in :mod:`timer.conf`.
+application's ``WSTIME_*`` settings are read and validated in :mod:`timer.conf`. Both are parsed
+by :mod:`timer.conf`'s parsers: a ``DJANGO_*`` value that does not parse (``DJANGO_DEBUG=ture``)
+stops start-up with ImproperlyConfigured; a ``WSTIME_*`` one falls back to its default here and
+is reported by the system check ``timer.E001``.
 """
 
 import contextlib
@@ -11,8 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from timer.conf import raw_value
-from timer.logs import LOG_FORMATS, logging_config
+from timer.conf import environ_value, parse_bool, parse_names, start_value
+from timer.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The page's templates and static files: at the top of a checkout, inside this package in an
@@ -21,14 +24,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = _PACKAGE_DIR if (_PACKAGE_DIR / "templates").is_dir() else BASE_DIR
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-DEBUG = _env_bool("DJANGO_DEBUG", False)
+DEBUG = environ_value(os.environ, "DJANGO_DEBUG", parse_bool, "false")
 
 # An unset key gets a throwaway one so that a bare node starts; the system check timer.E002
 # reports it as an error while DEBUG is off, because sessions signed with it die with the process
@@ -38,16 +34,12 @@ WSTIME_SECRET_KEY_IS_EPHEMERAL = not SECRET_KEY
 if not SECRET_KEY:
     SECRET_KEY = "ephemeral-" + secrets.token_urlsafe(48)
 
-ALLOWED_HOSTS = [
-    host.strip()
-    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
-    if host.strip()
-]
-CSRF_TRUSTED_ORIGINS = [
-    origin.strip()
-    for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",")
-    if origin.strip()
-]
+ALLOWED_HOSTS = list(
+    environ_value(os.environ, "DJANGO_ALLOWED_HOSTS", parse_names, "localhost,127.0.0.1,[::1]")
+)
+CSRF_TRUSTED_ORIGINS = list(
+    environ_value(os.environ, "DJANGO_CSRF_TRUSTED_ORIGINS", parse_names, "")
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -89,7 +81,7 @@ TEMPLATES = [
     },
 ]
 
-_DATA_DIR = BASE_DIR / raw_value("WSTIME_DATA_DIR", os.environ, None)
+_DATA_DIR = BASE_DIR / start_value("WSTIME_DATA_DIR", os.environ)
 DATABASES = {
     "default": dj_database_url.config(
         env="DATABASE_URL",
@@ -111,10 +103,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The channel layer: in memory for one node, Redis (pub/sub layer) when WSTIME_REDIS_URL is set.
 # The Redis layer's options are built in timer.layers, next to the reasons for them.
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-if raw_value("WSTIME_REDIS_URL", os.environ, None):
+_REDIS_URL = start_value("WSTIME_REDIS_URL", os.environ)
+if _REDIS_URL:
     from timer.layers import redis_layer_settings
 
-    CHANNEL_LAYERS = {"default": redis_layer_settings(raw_value("WSTIME_REDIS_URL", os.environ, None))}
+    CHANNEL_LAYERS = {"default": redis_layer_settings(_REDIS_URL)}
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [ASSETS_DIR / "static"]
@@ -132,13 +125,13 @@ USE_I18N = True
 USE_TZ = True
 
 SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if _env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False) else None
+    ("HTTP_X_FORWARDED_PROTO", "https")
+    if environ_value(os.environ, "DJANGO_TRUST_X_FORWARDED_PROTO", parse_bool, "false")
+    else None
 )
 
 # Unknown values fall back to the defaults here and are reported by the system check timer.E001.
-_log_level = str(raw_value("WSTIME_LOG_LEVEL", os.environ, None)).strip().upper()
-_log_format = str(raw_value("WSTIME_LOG_FORMAT", os.environ, None)).strip().lower()
 LOGGING = logging_config(
-    level=_log_level if _log_level in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"} else "INFO",
-    log_format=_log_format if _log_format in LOG_FORMATS else "text",
+    level=start_value("WSTIME_LOG_LEVEL", os.environ),
+    log_format=start_value("WSTIME_LOG_FORMAT", os.environ),
 )

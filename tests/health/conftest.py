@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from timer.conf import load_config
 from timer.health.monitor import HealthMonitor
 from timer.health.policy import Policy
-from timer.health.runtime import install_monitor
+from timer.health.runtime import install_monitor, settings_policy
 from timer.node import Node, get_node, reset_node
 
 try:  # psutil >= 7.1 keeps its named tuples here
@@ -16,7 +20,7 @@ try:  # psutil >= 7.1 keeps its named tuples here
 except ImportError:  # pragma: no cover - older psutil
     from psutil._common import snetio, snicstats
 
-__all__ = ["FakeClock", "snetio", "snicstats", "nic", "io"]
+__all__ = ["FakeClock", "snetio", "snicstats", "nic", "io", "table_policy"]
 
 
 class FakeClock:
@@ -27,6 +31,11 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def table_policy(**changes: Any) -> Policy:
+    """Return the policy the settings table's defaults describe, with ``changes`` applied."""
+    return replace(settings_policy(load_config({}, SimpleNamespace())), **changes)
 
 
 def nic(speed_mbit: int = 0, *, isup: bool = True, flags: str = "up,running") -> snicstats:
@@ -65,7 +74,7 @@ async def node(transactional_db) -> Node:
 @pytest.fixture
 def monitor(node: Node, clock: FakeClock) -> HealthMonitor:
     """The process's monitor for this test: fake clock, default policy, 1 s samples."""
-    installed = HealthMonitor(Policy(), sample_interval=1.0, clock=clock)
+    installed = HealthMonitor(table_policy(), sample_interval=1.0, clock=clock)
     install_monitor(installed)
     return installed
 

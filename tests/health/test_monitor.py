@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.health.conftest import FakeClock
+from tests.health.conftest import FakeClock, table_policy
 from timer.health.capacity import FROM_POLICY, FROM_SETTING, UNKNOWN, Capacity
 from timer.health.decision import DRAINING, OK, OVERLOADED, STALE
 from timer.health.monitor import FULL_BY_CONNECTIONS, FULL_BY_NETWORK, HealthMonitor
@@ -18,7 +18,7 @@ FULL = 10_000
 class Feeder:
     """Drives a monitor one-second sample at a time with cumulative byte counters."""
 
-    def __init__(self, policy: Policy = Policy(), link: Capacity = LINK) -> None:
+    def __init__(self, policy: Policy = table_policy(), link: Capacity = LINK) -> None:
         self.clock = FakeClock(0.0)
         self.monitor = HealthMonitor(policy, sample_interval=1.0, clock=self.clock)
         self.link = link
@@ -48,7 +48,7 @@ def test_monitor__usage_is_busier_direction_over_capacity():
 
 def test_monitor__full_within_window_then_recovers_below_margin():
     """Idle window, then full traffic: 503 once the average reaches 0.6; 200 below 0.55."""
-    feed = Feeder(Policy(threshold=0.6, recovery_margin=0.05, window=10))
+    feed = Feeder(table_policy(threshold=0.6, recovery_margin=0.05, window=10))
     for _ in range(10):
         feed.second()
     statuses = []
@@ -66,7 +66,7 @@ def test_monitor__full_within_window_then_recovers_below_margin():
 
 def test_monitor__more_than_capacity_counts_as_full_not_more():
     """A rate 100x the capacity is 1.0: one wild interval moves the average by 1/window."""
-    feed = Feeder(Policy(window=10))
+    feed = Feeder(table_policy(window=10))
     for _ in range(9):
         feed.second()
     feed.second(rx=100 * FULL)
@@ -98,7 +98,7 @@ def test_monitor__stale_after_three_missed_intervals():
 def test_monitor__stale_when_the_sampler_never_delivers():
     """Without any sample, the age counts from the monitor's creation."""
     clock = FakeClock(50.0)
-    monitor = HealthMonitor(Policy(), sample_interval=1.0, clock=clock)
+    monitor = HealthMonitor(table_policy(), sample_interval=1.0, clock=clock)
     assert monitor.report(52.9, 0).status == OK
     assert (monitor.report(53.1, 0).status, monitor.report(53.1, 0).sampler_age) == (STALE, None)
 
@@ -108,7 +108,7 @@ def test_monitor__policy_swap_applies_at_next_report():
     feed = Feeder()
     feed.second(rx=5_000)
     assert feed.report().status == OK
-    feed.monitor.policy = Policy(threshold=0.4, recovery_margin=0.05)
+    feed.monitor.policy = table_policy(threshold=0.4, recovery_margin=0.05)
     report = feed.report()
     assert (report.status, report.threshold, report.recovery_level) == (
         OVERLOADED, 0.4, pytest.approx(0.35))
@@ -116,7 +116,7 @@ def test_monitor__policy_swap_applies_at_next_report():
 
 def test_monitor__capacity_from_policy_overrides_link():
     """A capacity in the policy replaces the link's for usage and the source shown."""
-    feed = Feeder(Policy(capacity=40_000))
+    feed = Feeder(table_policy(capacity=40_000))
     feed.second(rx=2_500)
     report = feed.report()
     assert (report.usage, report.capacity_bits_per_second, report.capacity_source) == (
@@ -136,7 +136,7 @@ def test_monitor__unknown_capacity_is_never_full():
 ])
 def test_monitor__max_connections_with_hysteresis(counts, statuses):
     """Full at the limit; room again only below limit x (1 - margin) = 95."""
-    feed = Feeder(Policy(max_connections=100, recovery_margin=0.05))
+    feed = Feeder(table_policy(max_connections=100, recovery_margin=0.05))
     seen = [feed.report(connections=count).status for count in counts]
     assert seen == statuses
     assert feed.report(connections=100).full_by == (FULL_BY_CONNECTIONS,)
@@ -144,7 +144,7 @@ def test_monitor__max_connections_with_hysteresis(counts, statuses):
 
 def test_monitor__draining_wins_and_still_shows_load():
     """Draining answers 'draining' even when also full, and full_by still says why."""
-    feed = Feeder(replace(Policy(), draining=True))
+    feed = Feeder(replace(table_policy(), draining=True))
     feed.second(rx=FULL)
     report = feed.report()
     assert (report.status, report.full_by) == (DRAINING, (FULL_BY_NETWORK,))

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.health.conftest import table_policy
 from timer.health.policy import Policy, policy_problems, resolve_policy
 
 
@@ -30,9 +31,9 @@ def test_policy_problems__table(values, fields):
     assert problems(**values) == fields
 
 
-SETTINGS = Policy(threshold=0.6)
-DEFAULT_ROW = Policy(threshold=0.7, source="default policy")
-NODE_ROW = Policy(threshold=0.8, source="node policy a")
+SETTINGS = table_policy(threshold=0.6)
+DEFAULT_ROW = table_policy(threshold=0.7, source="default policy")
+NODE_ROW = table_policy(threshold=0.8, source="node policy a")
 
 
 @pytest.mark.parametrize("default_row, node_row, threshold, draining", [
@@ -40,10 +41,28 @@ NODE_ROW = Policy(threshold=0.8, source="node policy a")
     (DEFAULT_ROW, None, 0.7, False),
     (DEFAULT_ROW, NODE_ROW, 0.8, False),
     (None, NODE_ROW, 0.8, False),
-    (Policy(threshold=0.7, draining=True), NODE_ROW, 0.8, True),  # default drains every node
-    (DEFAULT_ROW, Policy(threshold=0.8, draining=True), 0.8, True),
+    (table_policy(threshold=0.7, draining=True), NODE_ROW, 0.8, True),  # default drains every node
+    (DEFAULT_ROW, table_policy(threshold=0.8, draining=True), 0.8, True),
 ])
 def test_resolve_policy__node_row_replaces_default(default_row, node_row, threshold, draining):
     """The node's row wins, the default row next, the settings last; draining is OR-ed."""
     policy = resolve_policy(SETTINGS, default_row, node_row)
     assert (policy.threshold, policy.draining) == (threshold, draining)
+
+
+def test_policy__settings_backed_values_have_no_default_of_their_own():
+    """threshold, recovery margin and window come only from the settings table."""
+    with pytest.raises(TypeError):
+        Policy()  # type: ignore[call-arg]
+
+
+def test_settings_policy__follows_a_settings_override(settings):
+    """Overriding WSTIME_HEALTH_THRESHOLD changes the policy a node applies without a row."""
+    from timer.conf import config
+    from timer.health.runtime import settings_policy
+
+    assert settings_policy(config()) == table_policy()
+    settings.WSTIME_HEALTH_THRESHOLD = 0.75
+    settings.WSTIME_NET_WINDOW = 30
+    policy = settings_policy(config())
+    assert (policy.threshold, policy.recovery_margin, policy.window) == (0.75, 0.05, 30.0)

@@ -5,12 +5,13 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
+from tests.health.conftest import table_policy
 from timer.health.monitor import HealthMonitor
-from timer.health.policy import SOURCE_DEFAULT_ROW, SOURCE_SETTINGS, Policy
+from timer.health.policy import SOURCE_DEFAULT_ROW, SOURCE_SETTINGS
 from timer.health.policy_store import database_state, load_policy, refresh_forever
 from timer.models import HealthPolicy
 
-SETTINGS = Policy(threshold=0.6)
+SETTINGS = table_policy(threshold=0.6)
 
 
 def row(node: str = "", **values) -> HealthPolicy:

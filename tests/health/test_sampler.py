@@ -4,11 +4,10 @@ import asyncio
 
 import pytest
 
-from tests.health.conftest import FakeClock
+from tests.health.conftest import FakeClock, table_policy
 from timer.health import policy_store
 from timer.health.capacity import FROM_SETTING
 from timer.health.monitor import HealthMonitor
-from timer.health.policy import Policy
 from timer.health.sampler import Sampler
 
 
@@ -20,7 +19,7 @@ def loopback_sampler(monitor: HealthMonitor, *, interval: float = 1.0) -> Sample
 def test_sampler_read__loopback_with_setting_capacity():
     """lo reports speed 0, so WSTIME_LINK_CAPACITY gives its capacity."""
     clock = FakeClock(5.0)
-    sample, capacity = loopback_sampler(HealthMonitor(Policy(), sample_interval=1.0,
+    sample, capacity = loopback_sampler(HealthMonitor(table_policy(), sample_interval=1.0,
                                                       clock=clock)).read()
     assert (sample.at, set(sample.interfaces)) == (5.0, {"lo"})
     assert sample.interfaces["lo"].rx_bytes >= 0
@@ -29,7 +28,7 @@ def test_sampler_read__loopback_with_setting_capacity():
 
 async def test_sampler_sample_forever__feeds_the_monitor():
     """Running the loop for a few 10 ms intervals gives the monitor a usage and a fresh age."""
-    monitor = HealthMonitor(Policy(), sample_interval=0.01)
+    monitor = HealthMonitor(table_policy(), sample_interval=0.01)
     task = asyncio.create_task(loopback_sampler(monitor, interval=0.01).sample_forever())
     try:
         for _ in range(200):
@@ -59,7 +58,7 @@ async def test_sampler_run__policy_load_error_never_stops_sampling(monkeypatch, 
 
     monkeypatch.setattr(policy_store, "load_policy", broken)
     monkeypatch.setattr(policy_store, "_policy_error", None)  # put back after the test
-    monitor = HealthMonitor(Policy(), sample_interval=0.01)
+    monitor = HealthMonitor(table_policy(), sample_interval=0.01)
     sampler = Sampler(monitor, node_name="test-node", interval=0.01, interfaces=("lo",),
                       link_capacity=10**12, policy_every=0.01, connections=lambda: 7)  # loopback noise from other processes must not fill it
     task = asyncio.create_task(sampler.run())

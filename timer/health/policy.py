@@ -15,13 +15,17 @@ SOURCE_NODE_ROW = "node policy"
 
 @dataclass(frozen=True)
 class Policy:
-    """The rules the health decision applies (see the README for each field)."""
+    """The rules the health decision applies (see the README for each field).
 
-    threshold: float = 0.6  # usage at or above which the node is full
-    recovery_margin: float = 0.05  # a full node is not full again until below threshold - this
-    window: float = 10.0  # seconds of usage averaged
+    The values a node takes from its settings have no default here: they are written once, in
+    the settings table (``timer.conf.SETTINGS``), and ``settings_policy`` copies them in.
+    """
+
+    threshold: float  # usage at or above which the node is full
+    recovery_margin: float  # a full node is not full again until below threshold - this
+    window: float  # seconds of usage averaged
+    max_connections: int | None  # open WebSockets at which the node is full; None: none
     capacity: int | None = None  # bits/s for the whole node; None: link speeds, then the setting
-    max_connections: int | None = None  # open WebSockets at which the node is full; None: none
     draining: bool = False
     source: str = SOURCE_SETTINGS
 
