@@ -174,6 +174,25 @@ async def test_cluster_drain__confirm_then_post_drains_and_undoes(staff_client):
     assert (await HealthPolicy.objects.aget(node="")).draining is True
 
 
+async def test_cluster_drain__new_row_keeps_the_nodes_own_limits(staff_client, redis_url,
+                                                                  settings):
+    """Draining another node from this one's admin copies that node's published policy into
+    its new row, not this process's settings (which would give it this node's limits)."""
+    settings.WSTIME_MAX_CONNECTIONS = 1  # the serving node's own limit
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    cluster = ClusterState(client, ttl=ttl_for(INTERVAL))
+    try:
+        await cluster.publish(published("other-node", max_connections=None, threshold=0.7,
+                                        recovery_level=0.6))
+        response = await staff_client.post(DRAIN, {"node": "other-node", "action": "drain"})
+    finally:
+        await cluster.aclose()
+    assert response.status_code == 302
+    row = await HealthPolicy.objects.aget(node="other-node")
+    assert row.draining is True
+    assert (row.max_connections, row.threshold, row.recovery_margin) == (None, 0.7, 0.1)
+
+
 def test_cluster_drain__post_needs_the_csrf_token(staff):
     """The drain is a POST with Django's CSRF token: one without it is refused."""
     client = Client(enforce_csrf_checks=True)

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import weakref
 
+from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -25,7 +26,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from redis.exceptions import RedisError
 
 from .cluster_page import CHART_SECONDS, chart_limit, page_data
-from .cluster_state import ClusterState, ttl_for
+from .cluster_state import ClusterState, NodeState, ttl_for
 from .cluster_task import STALE_INTERVALS, node_state
 from .conf import config
 from .health.policy_store import set_draining
@@ -68,6 +69,32 @@ async def cluster_data() -> dict:
     return page_data(states, histories, stale_after=stale_after, source="redis")
 
 
+async def _published(name: str) -> NodeState | None:
+    cfg = config()
+    states = await _reader(cfg.redis_url, ttl_for(cfg.sample_interval)).read()
+    return next((s for s in states if s.name == name), None)
+
+
+def _policy_in_force(name: str) -> dict[str, object] | None:
+    """The policy fields ``name`` applies, from its published state (None: not known).
+
+    A drain that must create the node's own row copies them, so that the row changes only
+    draining, not the node's limits for this node's settings (the page may be served by
+    another node with other settings).
+    """
+    if not name or not config().redis_url:
+        return None
+    try:
+        state = async_to_sync(_published)(name)
+    except (RedisError, OSError):
+        return None
+    if state is None or state.threshold is None or state.recovery_level is None:
+        return None
+    return {"threshold": state.threshold,
+            "recovery_margin": round(state.threshold - state.recovery_level, 6),
+            "max_connections": state.max_connections}
+
+
 @never_cache
 @require_safe
 async def state_json(request: HttpRequest) -> HttpResponse:
@@ -107,7 +134,7 @@ def drain(request: HttpRequest) -> HttpResponse:
     undo = params.get("action") == "undo"
     if request.method == "POST":
         try:
-            change = set_draining(node, not undo)
+            change = set_draining(node, not undo, in_force=_policy_in_force(node))
         except ValidationError as exc:
             messages.error(request, f"Cannot drain node {node!r}: {' '.join(exc.messages)}")
         else:

@@ -74,8 +74,8 @@
       box.append(svg("line", {class: "cluster-recovery", x1: 0, x2: CHART_W, y1: ry, y2: ry}));
     }
     const usage = history.filter((h) => h[1] !== null).map((h) => [x(h[0]), y(h[1], usageTop)]);
-    if (usage.length) box.append(polyline(usage, "cluster-usage"));
-    box.append(polyline(history.map((h) => [x(h[0]), y(h[2], connTop)]), "cluster-connections"));
+    if (usage.length) box.append(polyline(usage, "chart-usage"));
+    box.append(polyline(history.map((h) => [x(h[0]), y(h[2], connTop)]), "chart-connections"));
     return box;
   }
 

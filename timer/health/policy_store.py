@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 from channels.db import database_sync_to_async
 from dataclasses import dataclass
@@ -113,11 +114,14 @@ class DrainChange:
         return f"{self.target} is {state}; nodes apply it within their policy refresh."
 
 
-def set_draining(node: str, draining: bool) -> DrainChange:
+def set_draining(node: str, draining: bool, *,
+                 in_force: Mapping[str, object] | None = None) -> DrainChange:
     """Drain ``node`` (``""``: every node) through its health policy row, or undo it.
 
     The reversible drain of ``manage.py drain`` and the admin's cluster page. A node without a
-    row of its own gets one copied from the default policy, so that only draining differs.
+    row of its own gets one copied from the default policy, so that only draining differs;
+    without a default row either, from ``in_force`` (the fields of the policy the node applies,
+    as it published them), else from this process's settings.
     Raises :class:`~django.core.exceptions.ValidationError` for a name that cannot be a node's.
     """
     from django.forms.models import model_to_dict
@@ -129,7 +133,10 @@ def set_draining(node: str, draining: bool) -> DrainChange:
         if not draining:
             return DrainChange(node, draining, changed=False)
         default = HealthPolicy.objects.filter(node="").first()
-        values = model_to_dict(default, exclude=["id", "node", "updated_at"]) if default else {}
+        if default is not None:
+            values = model_to_dict(default, exclude=["id", "node", "updated_at"])
+        else:
+            values = dict(in_force or {})
         row = HealthPolicy(**{**values, "node": node})
     row.draining = draining
     row.full_clean()
