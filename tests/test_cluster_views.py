@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 import redis.asyncio as aioredis
-from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import AsyncClient, Client

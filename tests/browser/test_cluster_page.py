@@ -32,7 +32,8 @@ def screenshot(page, name: str) -> Path:
 
 def test_cluster_page__rows_states_charts_and_drain_from_the_page(page, tmp_path):
     """One node over its connection limit shows overloaded; one drained by clicking shows
-    draining; both rows carry a chart; the page refreshes itself."""
+    draining; both rows carry a chart; the page refreshes itself; a killed node turns stale,
+    then unreachable."""
     cluster = start_cluster(
         names=("busy-node", "calm-node"), with_haproxy=False, with_agents=False,
         env={"WSTIME_NET_INTERFACES": "lo", "WSTIME_LINK_CAPACITY": "1G",
@@ -83,7 +84,14 @@ def test_cluster_page__rows_states_charts_and_drain_from_the_page(page, tmp_path
             page.click("#confirm")
             calm_row.and_(page.locator("[data-state='ok']")).wait_for()
             assert page.evaluate("window.sameDocument") is None  # the undo's redirect reloaded
+
+            # A node that stops publishing turns stale after 3 intervals; once its keys expire
+            # (10 intervals, at least 5 s) the open page keeps its row as unreachable.
+            calm.kill()
+            calm_row.and_(page.locator("[data-state='stale']")).wait_for()
+            calm_row.and_(page.locator("[data-state='unreachable']")).wait_for()
+            assert "gone from the cluster state since" in calm_row.inner_text()
+            screenshot(page, "cluster-page-unreachable.png")
     finally:
         cluster.stop()
-    for node in (busy, calm):
-        assert "Traceback" not in node.log(), node.log()[-3000:]
+    assert "Traceback" not in busy.log(), busy.log()[-3000:]

@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-
-from channels.db import database_sync_to_async
 from dataclasses import dataclass
 
-from django.core.exceptions import ValidationError
+from channels.db import database_sync_to_async
 from django.db import DatabaseError, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
