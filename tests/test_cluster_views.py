@@ -147,6 +147,19 @@ async def test_cluster_state__rows_and_states_from_redis(staff_client, redis_url
     assert data["totals"]["by_state"] == {"ok": 1, "overloaded": 1, "draining": 1, "stale": 1}
 
 
+async def test_cluster_state__many_pages_at_once_all_answered(staff_client, redis_url):
+    """Twelve polls at once share the serving node's few Redis connections; none fails."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    cluster = ClusterState(client, ttl=ttl_for(INTERVAL))
+    try:
+        await cluster.publish(published("node-a"))
+        responses = await asyncio.gather(*(staff_client.get(STATE) for _ in range(12)))
+    finally:
+        await cluster.aclose()
+    assert [r.status_code for r in responses] == [200] * 12
+    assert all(r.json()["nodes"][0]["name"] == "node-a" for r in responses)
+
+
 async def test_cluster_state__redis_down_answers_503(staff_client, redis_url, settings):
     """Redis configured but not answering: 503 with the error's type, no traceback."""
     settings.WSTIME_REDIS_URL = "redis://127.0.0.1:1/0"

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import weakref
 
+import redis.asyncio as aioredis
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -35,6 +36,8 @@ from .node import get_node
 logger = logging.getLogger(__name__)
 
 POLL_MS = 2000  # how often the page asks for the state
+READER_CONNECTIONS = 4  # to Redis, per serving process, for every open cluster page
+REDIS_TIMEOUT = 2.0  # seconds: the page says Redis is unreadable rather than hang
 
 HTTP_FORBIDDEN = 403  # the JSON's answer to anyone but active staff (the page redirects instead)
 HTTP_SERVICE_UNAVAILABLE = 503  # Redis configured but unreadable
@@ -50,7 +53,13 @@ def _reader(url: str, ttl: float) -> ClusterState:
     per_loop = _readers.setdefault(asyncio.get_running_loop(), {})
     reader = per_loop.get((url, ttl))
     if reader is None:
-        reader = per_loop[(url, ttl)] = ClusterState.from_url(url, ttl=ttl)
+        # A blocking pool: several admins polling at once wait for a connection, never fail.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, decode_responses=True, max_connections=READER_CONNECTIONS,
+            timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT)
+        reader = per_loop[(url, ttl)] = ClusterState(aioredis.Redis(connection_pool=pool),
+                                                     ttl=ttl)
     return reader
 
 
