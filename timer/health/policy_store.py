@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from django.db import DatabaseError, transaction
@@ -87,6 +89,59 @@ async def refresh_forever(monitor: HealthMonitor, node_name: str, every: float) 
                             policy.draining)
                 monitor.policy = policy
         await asyncio.sleep(every)
+
+
+@dataclass(frozen=True)
+class DrainChange:
+    """What :func:`set_draining` did, in words an operator reads."""
+
+    node: str  # "" for every node (the default policy)
+    draining: bool
+    changed: bool  # False: an undo with no row to change
+    default_drains: bool = False  # undone for one node, but the default policy drains every node
+
+    @property
+    def target(self) -> str:
+        return f"node {self.node}" if self.node else "every node"
+
+    @property
+    def message(self) -> str:
+        if not self.changed:
+            return f"{self.target} was not draining."
+        state = "draining" if self.draining else "no longer draining"
+        return f"{self.target} is {state}; nodes apply it within their policy refresh."
+
+
+def set_draining(node: str, draining: bool, *,
+                 in_force: Mapping[str, object] | None = None) -> DrainChange:
+    """Drain ``node`` (``""``: every node) through its health policy row, or undo it.
+
+    The reversible drain of ``manage.py drain`` and the admin's cluster page. A node without a
+    row of its own gets one copied from the default policy, so that only draining differs;
+    without a default row either, from ``in_force`` (the fields of the policy the node applies,
+    as it published them), else from this process's settings.
+    Raises :class:`~django.core.exceptions.ValidationError` for a name that cannot be a node's.
+    """
+    from django.forms.models import model_to_dict
+
+    from ..models import HealthPolicy
+
+    row = HealthPolicy.objects.filter(node=node).first()
+    if row is None:
+        if not draining:
+            return DrainChange(node, draining, changed=False)
+        default = HealthPolicy.objects.filter(node="").first()
+        if default is not None:
+            values = model_to_dict(default, exclude=["id", "node", "updated_at"])
+        else:
+            values = dict(in_force or {})
+        row = HealthPolicy(**{**values, "node": node})
+    row.draining = draining
+    row.full_clean()
+    row.save()
+    default_drains = (not draining and bool(node)
+                      and HealthPolicy.objects.filter(node="", draining=True).exists())
+    return DrainChange(node, draining, changed=True, default_drains=default_drains)
 
 
 def reload_here() -> None:

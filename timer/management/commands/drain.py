@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.forms.models import model_to_dict
 
-from timer.models import HealthPolicy
+from timer.health.policy_store import set_draining
 
 
 class Command(BaseCommand):
@@ -27,28 +27,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, node: str | None, all: bool, undo: bool,  # noqa: A002
                **options: Any) -> None:
-        draining = not undo
-        name = "" if all else node
-        row = HealthPolicy.objects.filter(node=name).first()
-        if row is None:
-            if undo:
-                self.stdout.write(f"{_what(name)} was not draining.")
-                return
-            # A node's own row starts as a copy of the default policy, so only draining differs.
-            default = HealthPolicy.objects.filter(node="").first()
-            values = model_to_dict(default, exclude=["id", "node", "updated_at"]) if default else {}
-            row = HealthPolicy(**{**values, "node": name})
-        row.draining = draining
+        name = "" if all else (node or "")
         try:
-            row.full_clean()
-        except Exception as exc:  # ValidationError: a node name that cannot be one
-            raise CommandError(f"cannot drain {_what(name)}: {exc}") from None
-        row.save()
-        state = "draining" if draining else "no longer draining"
-        self.stdout.write(f"{_what(name)} is {state}; nodes apply it within their policy refresh.")
-        if undo and not all and HealthPolicy.objects.filter(node="", draining=True).exists():
+            change = set_draining(name, not undo)
+        except ValidationError as exc:  # a node name that cannot be one
+            what = f"node {name}" if name else "every node"
+            raise CommandError(f"cannot drain {what}: {exc}") from None
+        self.stdout.write(change.message)
+        if change.default_drains:
             self.stdout.write("Note: the default policy still drains every node (drain --all --undo).")
-
-
-def _what(name: str) -> str:
-    return f"node {name}" if name else "every node"
