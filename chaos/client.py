@@ -87,6 +87,7 @@ class PageClient:
         self.outcome = "running"  # then: taken-over, gave-up, stopped, or crashed: <error>
         self._stop = asyncio.Event()
         self._attempts = 0
+        self.last_seen = -1  # sent as ``last``, as the page does
 
     def live(self, now: float, within: float) -> bool:
         """Whether this client holds an open connection that had a frame within ``within``."""
@@ -133,7 +134,8 @@ class PageClient:
         self.history.append(conn)
         self.current = conn
         try:
-            ws = await websockets.connect(self.url, open_timeout=10, close_timeout=2,
+            url = self.url if self.last_seen < 0 else f"{self.url}&last={self.last_seen}"
+            ws = await websockets.connect(url, open_timeout=10, close_timeout=2,
                                           ping_interval=None, max_size=2 ** 16)
         except websockets.InvalidStatus as exc:
             self._ended(conn, "refused", status=exc.response.status_code)
@@ -178,6 +180,7 @@ class PageClient:
             conn.bad_frames.append(repr(text)[:200])
             return
         conn.frames.append((match["node"], int(match["n"]), self.clock()))
+        self.last_seen = int(match["n"])
 
     def _ended(self, conn: Connection, end: str, *, code: int | None = None, reason: str = "",
                status: int | None = None, error: str = "") -> None:

@@ -70,7 +70,30 @@ async def test_consumer__missing_id_gets_one_assigned(node):
     await comm.disconnect()
 
 
-@pytest.mark.parametrize("path", ["/?id=" + "x" * 65, "/?id=a%20b", "/?id=a&id=b", "/?id=%00"])
+async def test_consumer__resumes_past_the_count_the_client_last_saw(node):
+    """A session the node knows nothing of resumes one past the client's own last count."""
+    comm = communicator("/?id=remembers&last=41")
+    connected, _ = await comm.connect()
+    assert connected
+    assert await counts(comm, 2) == [42, 43]
+    await comm.disconnect()
+
+
+async def test_consumer__a_stored_count_beyond_the_clients_wins(node):
+    """The client's last count is a floor: a higher stored count is not lowered by it."""
+    first = communicator("/?id=ahead")
+    await first.connect()
+    shown = await counts(first, 3)
+    await first.disconnect()
+    await asyncio.sleep(0.05)  # the close is recorded
+    again = communicator("/?id=ahead&last=0")
+    await again.connect()
+    assert await counts(again, 1) == [shown[-1] + 1]
+    await again.disconnect()
+
+
+@pytest.mark.parametrize("path", ["/?id=" + "x" * 65, "/?id=a%20b", "/?id=a&id=b", "/?id=%00",
+                                  "/?id=abc&last=-3", "/?id=abc&last=x"])
 async def test_consumer__malformed_id_refused_at_handshake(node, path, caplog):
     """A malformed or over-long id is refused before accept (HTTP 403) and says why in the log."""
     comm = communicator(path)
@@ -262,10 +285,10 @@ def slow_opens(node, delay: float = 0.05) -> list[str]:
     store_open = node.store.open
     tokens: list[str] = []
 
-    async def open_later(client_id: str, token: str):
+    async def open_later(client_id: str, token: str, *, last_seen: int = -1):
         tokens.append(token)
         await asyncio.sleep(delay)
-        return await store_open(client_id, token)
+        return await store_open(client_id, token, last_seen=last_seen)
 
     node.store.open = open_later
     return tokens

@@ -13,6 +13,7 @@ import pytest
 
 from timer.conf import ConfigError, load_config
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from timer.logs import ExpectedOutages, KeyValueFields, logging_config, message_fields
 
@@ -101,10 +102,10 @@ def test_load_config__log_format():
     assert caught.value.problems == [("WSTIME_LOG_FORMAT", "expected text or json, got 'xml'")]
 
 
-def _connection_error_record() -> logging.LogRecord:
+def _connection_error_record(error: Exception | None = None) -> logging.LogRecord:
     try:
-        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-    except RedisConnectionError:
+        raise error or RedisConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+    except (RedisConnectionError, RedisTimeoutError):
         return logging.LogRecord("channels_redis.pubsub", logging.ERROR, __file__, 1,
                                  "Unexpected exception in receive task", None, sys.exc_info())
 
@@ -138,3 +139,10 @@ def test_logging_config__channels_redis_outages_are_filtered():
     """The node's logging puts the outage filter on the logger channels-redis writes to."""
     config = logging_config(level="INFO", log_format="text")
     assert config["loggers"]["channels_redis.pubsub"]["filters"] == ["outages"]
+
+
+def test_expected_outages__a_connect_timeout_is_an_outage_too():
+    """'Timeout connecting to server' (a cut link) is folded like a refused connection."""
+    record = _connection_error_record(RedisTimeoutError("Timeout connecting to server"))
+    assert ExpectedOutages().filter(record) and record.exc_info is None
+    assert "TimeoutError: Timeout connecting to server" in record.getMessage()

@@ -13,7 +13,12 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from .client_ids import InvalidClientId, client_id_from_query, new_client_id
+from .client_ids import (
+    InvalidClientId,
+    client_id_from_query,
+    last_seen_from_query,
+    new_client_id,
+)
 from .close_codes import (
     CLOSE_ABNORMAL,
     CLOSE_MESSAGE_TOO_BIG,
@@ -64,10 +69,12 @@ class TimerConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         node = get_node()
+        query = self.scope.get("query_string", b"")
         try:
-            client_id = client_id_from_query(self.scope.get("query_string", b""))
+            client_id = client_id_from_query(query)
+            last_seen = last_seen_from_query(query)
         except InvalidClientId as exc:
-            logger.warning("node=%s peer=%s refused a connection: bad client id (%s)",
+            logger.warning("node=%s peer=%s refused a connection: bad client id or last count (%s)",
                            node.name, _peer(self.scope), exc)
             node.counters.refused("bad_client_id")
             await self.close()
@@ -77,7 +84,8 @@ class TimerConsumer(AsyncWebsocketConsumer):
         # Before the first await: no other handshake with this id can slip in from here on.
         reservation = node.reservations.reserve(client_id)
         try:
-            await self._handshake(node, client_id, reservation, assigned=assigned)
+            await self._handshake(node, client_id, reservation, assigned=assigned,
+                                  last_seen=last_seen)
         except BaseException:
             await self._abandon(node)
             raise
@@ -85,7 +93,7 @@ class TimerConsumer(AsyncWebsocketConsumer):
             reservation.release()
 
     async def _handshake(self, node: Node, client_id: str, reservation: Reservation, *,
-                         assigned: bool) -> None:
+                         assigned: bool, last_seen: int) -> None:
         await reservation.turn()
         await node.ensure_started()
         if reservation.superseded:
@@ -103,7 +111,7 @@ class TimerConsumer(AsyncWebsocketConsumer):
         token = node.new_token()
         reservation.token = token
         try:
-            opening = await node.open_session(client_id, token)
+            opening = await node.open_session(client_id, token, last_seen=last_seen)
         except SessionStoreBusy:
             logger.warning("node=%s client=%s refused: session store busy (HTTP 503)", node.name,
                            client_id)

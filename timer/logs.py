@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -69,7 +70,7 @@ class ExpectedOutages(logging.Filter):
     """Turn a dependency's traceback for an unreachable Redis into one line, once per period.
 
     channels-redis's pub/sub receive task logs every failed read during a Redis outage with
-    ``logger.exception``, once a second; the outage itself is already reported (the session
+    ``logger.exception``, once a second (a refused or timed-out connection); the outage itself is already reported (the session
     store logs it, ``/metrics`` shows ``wstime_redis_up``). A connection error becomes a
     warning without its traceback, at most once per ``every`` seconds; anything else passes
     untouched.
@@ -84,7 +85,7 @@ class ExpectedOutages(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if not isinstance(error, (RedisConnectionError, OSError)):
+        if not isinstance(error, (RedisConnectionError, RedisTimeoutError, OSError)):
             return True
         now = self._clock()
         if self._last is not None and now - self._last < self.every:

@@ -172,9 +172,9 @@ class Node:
     async def _new_channel(self) -> str:
         try:
             return await self.layer.new_channel(prefix="wstime.node.")
-        except Exception:  # noqa: BLE001 - the layer is optional for ticking; see _run_inbox
-            logger.exception("channel layer unreachable at start; node %s ticks on its own clock",
-                             self.name)
+        except (RedisError, OSError) as exc:  # the layer is optional for ticking; see _run_inbox
+            logger.warning("node=%s channel layer unreachable at start (%s); ticking on the "
+                           "node's own clock", self.name, type(exc).__name__)
             # A deterministic name still lets the inbox subscribe once the layer is back.
             return f"wstime.node.{self.name}!{int(self.started_at * 1000)}"
 
@@ -194,8 +194,11 @@ class Node:
     def new_token(self) -> str:
         return f"{self.channel_name or self.name}#{next(self._tokens)}"
 
-    async def open_session(self, client_id: str, token: str) -> Opening:
+    async def open_session(self, client_id: str, token: str, *, last_seen: int = -1) -> Opening:
         """Claim ``client_id`` for a new connection, taking it over from an older one.
+
+        ``last_seen`` is the last count the client says it was shown: the session resumes at
+        least one past it.
 
         The caller holds the id's reservation (:attr:`reservations`), so no other handshake
         with this id runs here between the look-up of the older connection and the new claim.
@@ -205,7 +208,7 @@ class Node:
         if local is not None:
             # Same node: close the older connection first so its exact count is recorded.
             await self.take_over_local(local)
-        opening = await self.store.open(client_id, token)
+        opening = await self.store.open(client_id, token, last_seen=last_seen)
         previous = opening.previous
         if previous is None:
             self.counters.sessions_new += 1

@@ -47,6 +47,18 @@
     return match ? Math.min(HINT_CAP_MS, Number(match[1])) : null;
   }
 
+  /* The count of the last frame this tab was shown, sent as `last` when it reconnects: the
+   * session then resumes past it even if the servers lost it. Kept beside the id. */
+  const LAST_SEEN_KEY = "wstime.lastSeen";
+  function lastSeen() {
+    const value = sessionStorage.getItem(LAST_SEEN_KEY);
+    return value === null ? null : Number(value);
+  }
+  function rememberFrame(text) {
+    const match = / for (\d+) seconds$/.exec(text);
+    if (match) sessionStorage.setItem(LAST_SEEN_KEY, match[1]);
+  }
+
   function clientId() {
     const key = "wstime.clientId";
     let id = sessionStorage.getItem(key);
@@ -86,6 +98,7 @@
       ws.addEventListener("message", ({ data }) => {
         console.log(data);
         appendMessage(data);
+        rememberFrame(data);
         armSilenceTimer();
       });
       ws.addEventListener("close", (event) => {
@@ -103,6 +116,8 @@
     let retries = 0;
     while (retries < MAX_RETRIES) {
       appendMessage(`establishing connection... retry #${retries}`);
+      const last = lastSeen();
+      if (last !== null) url.searchParams.set("last", String(last));
       const ended = await runSession(url.toString());
       if (ended.code === CLOSE_SESSION_TAKEN_OVER) {
         appendMessage("This session continues in another tab or window.");

@@ -56,6 +56,27 @@ def test_page__connect_shows_the_count_going_up(page, single_node):
     assert re.fullmatch(r"[A-Za-z0-9._~-]{1,64}", client_id)
 
 
+def test_page__a_node_that_lost_the_session_continues_from_the_page(page, tmp_path):
+    """kill -9 of a lone node (sessions in its memory, now gone) and a fresh one on its port:
+    the page sends the last count it saw, so the count goes on instead of starting at 0."""
+    env = {"WSTIME_TICK_INTERVAL": "0.2", **data_dir_env(tmp_path)}
+    node = start_node(name="first-life", env=env)
+    try:
+        page.goto(node.extra["url"] + "/")
+        page.click("#connect")
+        before = wait_for_frames(page, 4)
+        assert page.evaluate("sessionStorage.getItem('wstime.lastSeen')") == str(before[-1][1])
+        node.kill()
+        node.stop()
+        node = start_node(name="second-life", env=env, port=node.port)
+        seen = wait_for_frames(page, len(before) + 3, timeout=30)
+    finally:
+        node.stop()
+    last_of_first_life = max(n for name, n in seen if name == "first-life")
+    after = [n for name, n in seen if name == "second-life"]
+    assert after and after[0] == last_of_first_life + 1, seen
+
+
 def test_page__address_is_normalised_and_backoff_is_jittered(page, single_node):
     """No ws://http://...; full-jitter delays stay under the exponential ceiling and its cap."""
     page.goto(single_node.extra["url"] + "/")

@@ -97,6 +97,16 @@ async def test_redis_store__claims_of_failed_handshakes_cost_no_count(store):
     assert opening.last_n == 11  # first frame 12: at most last seen + 2
 
 
+async def test_redis_store__the_clients_last_count_is_a_floor(store):
+    """A session Redis lost (restarted empty, its node gone too) resumes past the count the
+    client remembers, and the claim stores it; a higher stored count is never lowered."""
+    opening = await store.open("lost", "nodeB#1", last_seen=60)
+    assert opening.last_n == 60
+    assert newest(store, "lost") == SessionRecord(60, LIVE, "nodeB#1")
+    await store.close("lost", "nodeB#1", 75)
+    assert (await store.open("lost", "nodeC#1", last_seen=3)).last_n == 75
+
+
 async def test_redis_store__live_session_outlives_its_claim(short_store):
     """A connection held longer than the TTL keeps its session: its node's checkpoints carry it."""
     store = short_store

@@ -51,9 +51,9 @@ class MemorySessionStore:
             del self._records[key]
         return len(stale)
 
-    async def open(self, client_id: str, token: str) -> Opening:
+    async def open(self, client_id: str, token: str, *, last_seen: int = -1) -> Opening:
         previous = self.get(client_id)
-        last_n = resume_last(previous)
+        last_n = max(resume_last(previous), last_seen)
         self.put(client_id, SessionRecord(last_n, LIVE, token))
         return Opening(last_n=last_n, previous=previous)
 

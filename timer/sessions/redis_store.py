@@ -147,7 +147,7 @@ class RedisSessionStore:
                          type(exc).__name__)
         self.available = ok
 
-    async def open(self, client_id: str, token: str) -> Opening:
+    async def open(self, client_id: str, token: str, *, last_seen: int = -1) -> Opening:
         """Claim ``client_id`` for the connection ``token``; raise SessionStoreBusy if unsure.
 
         The claim persists the returned ``last_n``, the connection's first lease. Refused (busy)
@@ -160,7 +160,8 @@ class RedisSessionStore:
         # Memory may know a newer count than Redis: a session closed here whose close is still
         # held back. The claim must store at least that count, or the lease would not hold.
         # Memory's live records are claims only (no checkpoint writes them): exact, as in Redis.
-        floor = local_record.last_n if local_record is not None else -1
+        # And the client may know a newer count than both (Redis lost it): never go below it.
+        floor = max(local_record.last_n if local_record is not None else -1, last_seen)
         try:
             raw, epoch, claimed, last = await self._open(keys=[], args=[
                 *self._bucket_args(), client_id, token, self._expiry_ms(), LIVE_PREFIX,

@@ -32,8 +32,10 @@ class SessionStore(Protocol):
 
     shared: bool  # True when other nodes see the same sessions; the hub then enforces leases
 
-    async def open(self, client_id: str, token: str) -> Opening:
+    async def open(self, client_id: str, token: str, *, last_seen: int = -1) -> Opening:
         """Claim the session for connection ``token``; the claim stores ``Opening.last_n``.
+
+        ``Opening.last_n`` is at least ``last_seen``, the last count the client says it saw.
 
         Raises :class:`SessionStoreBusy` when the claim cannot be stored now.
         """
