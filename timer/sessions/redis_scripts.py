@@ -14,6 +14,13 @@ by the first checkpoint that finds it missing, as ``"<Redis time ms>:<N or R>"``
 creating node knew an earlier epoch (Redis restarted empty under a running cluster).
 """
 
+# Connections superseded by a newer claim of their session, per node: a set
+# ``<EVICT_PREFIX><node channel>`` of "<client id> <token>" that OPEN fills and the owner's next
+# CHECKPOINT empties and returns, so the older connection is closed (4001) within an interval
+# even when the takeover message over the channel layer was lost (Redis briefly down or stalled).
+# Client ids hold no space, so the member splits unambiguously.
+EVICT_PREFIX = "wstime:evict:"
+
 # Shared prologue: Redis's time and the bucket keys, newest first.
 # ARGV[1] claim-hash prefix, ARGV[2] bucket length in ms, ARGV[3] buckets to read.
 _BUCKETS = """
@@ -43,11 +50,12 @@ end
 # The count resumes from the highest of: the newest claim record (exact, closed or live: a
 # connection sends nothing until a checkpoint lists it, so a claim whose handshake failed or
 # timed out costs no count) and every live count of this id in the live hashes of the nodes
-# in the registry (+ 1: the client may have seen one frame past a checkpoint), except the entry
-# of the very connection whose close the record holds (the close is exact and newer). Live hashes (one per node, rewritten every
-# interval) map client id -> "<count>|<sequence>", the connection's token being
-# "<node channel>#<sequence>"; the registry is a sorted set scored by each node's last
-# checkpoint, in Redis time. Reading them all (a few nodes) covers a claim's owner being newer
+# in the registry (+ 1: the client may have seen one frame past a checkpoint; exact for a close
+# its node holds back), except the entry of the very connection whose close the record holds
+# (the close is exact and newer). Live hashes (one per node, rewritten every interval) map
+# client id -> "<count>|<sequence>" ("<count>|<sequence>|C" for a held-back close), the
+# connection's token being "<node channel>#<sequence>"; the registry is a sorted set scored by
+# each node's last checkpoint, in Redis time. Reading them all (a few nodes) covers a claim's owner being newer
 # in its live hash than in its claim, a claim aged out while its connection lasted longer than
 # the TTL, a Redis restarted empty whose nodes have written their checkpoints back, and an
 # older connection still ticking elsewhere (a takeover that did not reach it, or a claim written
@@ -57,7 +65,7 @@ end
 # Refused: this node knew another epoch (Redis lost its data since this node's last checkpoint,
 # which will write its sessions back), or the epoch is a recovery younger than the grace (other
 # nodes may not have written theirs back yet). Opening then could reset a count.
-OPEN = _BUCKETS + """
+OPEN = (_BUCKETS + """
 local epoch = redis.call('GET', ARGV[9])
 if ARGV[10] ~= '' and epoch ~= ARGV[10] then return {false, epoch, 0, -1} end
 if epoch then
@@ -70,6 +78,13 @@ end
 local previous = false
 local last = -1
 local skip = false
+local function supersede(token)
+  local owner = string.match(token, '^(.*)#%d+$')
+  if owner and token ~= ARGV[5] then
+    redis.call('SADD', '@EVICT@' .. owner, ARGV[4] .. ' ' .. token)
+    redis.call('PEXPIRE', '@EVICT@' .. owner, ARGV[6])
+  end
+end
 local record = newest_record(ARGV[4])
 if record then
   local n, state, token = string.match(record, '^(-?%d+)|([LC])|(.*)$')
@@ -78,18 +93,27 @@ if record then
     last = tonumber(n)
     -- A live claim is exact: its connection sends no frame before a checkpoint lists it
     -- (hub.Connection's lease), and from then on its live entry below counts + 1.
-    if state == 'C' then skip = token end
+    if state == 'C' then skip = token else supersede(token) end
   end
 end
 local oldest = (now_ms - tonumber(ARGV[6])) / 1000
 for _, owner in ipairs(redis.call('ZRANGEBYSCORE', ARGV[8], oldest, '+inf')) do
   local value = redis.call('HGET', ARGV[7] .. owner, ARGV[4])
   if value then
-    local n, sequence = string.match(value, '^(-?%d+)|(.*)$')
-    local token = owner .. '#' .. sequence
-    if n and token ~= skip and tonumber(n) + 1 > last then
-      last = tonumber(n) + 1
-      previous = n .. '|L|' .. token
+    -- "<count>|<sequence>" for a live connection, "<count>|<sequence>|C" for a close its
+    -- node holds back until Redis takes it: that count is exact, not + 1.
+    local n, sequence, closed = string.match(value, '^(-?%d+)|([^|]*)|?(C?)$')
+    local token = owner .. '#' .. (sequence or '')
+    if n and token ~= skip then
+      local resume = tonumber(n)
+      if closed ~= 'C' then
+        supersede(token)
+        resume = resume + 1
+      end
+      if resume > last then
+        last = resume
+        previous = n .. '|' .. (closed == 'C' and 'C' or 'L') .. '|' .. token
+      end
     end
   end
 end
@@ -97,7 +121,7 @@ if tonumber(ARGV[12]) > last then last = tonumber(ARGV[12]) end
 redis.call('HSET', buckets[1], ARGV[4], last .. '|L|' .. ARGV[5])
 redis.call('PEXPIRE', buckets[1], ARGV[6])
 return {previous, epoch, 1, last}
-"""
+""").replace("@EVICT@", EVICT_PREFIX)
 
 # Record a connection's exact last count. ARGV after the prologue's: 4 client id, 5 token,
 # 6 last count, 7 expiry in ms. Returns 1 when written; 2 when another connection holds the
@@ -129,7 +153,7 @@ return 1
 # The sequence guards against a checkpoint that timed out on the node's side but reaches Redis
 # after a later one (a stalled Redis): applying it would lower counts the node has since relied
 # on. It is kept in the hash under '#seq', which no client id can be.
-CHECKPOINT = """
+CHECKPOINT = ("""
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local epoch = redis.call('GET', ARGV[5])
@@ -140,7 +164,10 @@ if not epoch then
   redis.call('SET', ARGV[5], epoch)
 end
 local applied = tonumber(redis.call('HGET', ARGV[1], '#seq') or '-1')
-if applied >= tonumber(ARGV[7]) then return {epoch, 0} end
+local evict_key = '@EVICT@' .. ARGV[2]
+local superseded = redis.call('SMEMBERS', evict_key)
+redis.call('DEL', evict_key)
+if applied >= tonumber(ARGV[7]) then return {epoch, 0, superseded} end
 redis.call('DEL', ARGV[1])
 local chunk = 6000
 redis.call('HSET', ARGV[1], '#seq', ARGV[7], unpack(ARGV, 8, math.min(7 + chunk, #ARGV)))
@@ -151,5 +178,5 @@ redis.call('PEXPIRE', ARGV[1], ARGV[4])
 redis.call('ZADD', ARGV[3], now, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', ARGV[3], '-inf', '(' .. (now - tonumber(ARGV[4]) / 1000))
 redis.call('PEXPIRE', ARGV[3], ARGV[4])
-return {epoch, 1}
-"""
+return {epoch, 1, superseded}
+""").replace("@EVICT@", EVICT_PREFIX)
