@@ -48,7 +48,12 @@ lock: venv
 demo: system-packages venv
 	$(PY) -m localcluster.demo $(DEMO_ARGS)
 
+# Lint (ruff), types (mypy, strict on the pure core, health and sessions) and import rules
+# (import-linter: the pure core imports no framework and no I/O), then every test.
 test: system-packages chaos-packages venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The continuity checker (chaos/): faults on a seeded schedule, then a verdict on the histories.

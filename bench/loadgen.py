@@ -257,7 +257,7 @@ def _worker_main(spec: LoadSpec, index: int, pipe: Pipe) -> None:
     raise_nofile_limit(share + 256)
     try:
         asyncio.run(_Worker(replace(spec, seed=spec.seed * 1000 + index), index, pipe).run())
-    except Exception as exc:  # noqa: BLE001 - reported to the orchestrator, which raises it
+    except Exception as exc:
         pipe.send(("error", f"{type(exc).__name__}: {exc}"))
         raise
 
@@ -369,7 +369,7 @@ class _Worker:
             session = _Session(uri, attempt, loop)
             try:
                 async with asyncio.timeout(spec.open_timeout):
-                    await loop.create_connection(lambda: session, uri.host, uri.port)
+                    await loop.create_connection(lambda: session, uri.host, uri.port)  # noqa: B023 - called at once
                     attempt.opened = await session.opened
             except asyncio.CancelledError:
                 attempt.failure = "stopped"

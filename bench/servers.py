@@ -23,7 +23,6 @@ from localcluster.processes import (
     port_open,
     start_node,
 )
-
 from wstime.serve import LISTEN_BACKLOG
 
 BACKLOG = LISTEN_BACKLOG  # Twisted's default is 50: a ramp of 500 connections/s overflows it

@@ -333,7 +333,7 @@ def window_rate(samples: Sequence[tuple[float, float]], start: float, end: float
 def peak_rate(samples: Sequence[tuple[float, float]], start: float, end: float) -> float | None:
     """Return the highest rate between two consecutive samples inside [start, end]."""
     inside = [(t, v) for t, v in samples if start <= t <= end]
-    rates = [(v2 - v1) / (t2 - t1) for (t1, v1), (t2, v2) in zip(inside, inside[1:]) if t2 > t1]
+    rates = [(v2 - v1) / (t2 - t1) for (t1, v1), (t2, v2) in zip(inside, inside[1:], strict=False) if t2 > t1]
     return max(rates) if rates else None
 
 

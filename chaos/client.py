@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import time
 from dataclasses import asdict, dataclass, field
 
 import websockets

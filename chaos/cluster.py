@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localcluster.cluster import migrate
-from localcluster.processes import (LOOPBACK, Managed, free_port, http_get, start_haproxy_nodes,
-                                    start_node, start_redis)
+from localcluster.processes import (
+    LOOPBACK,
+    Managed,
+    free_port,
+    http_get,
+    start_haproxy_nodes,
+    start_node,
+    start_redis,
+)
 
 from .netns import Namespaces
 
@@ -180,7 +187,7 @@ class ChaosCluster:
                 if managed.alive():
                     _signal(managed, signal.SIGCONT)
                 managed.stop(timeout=15)
-            except Exception:  # noqa: BLE001 - clean-up goes on with the next process
+            except Exception:
                 logger.exception("could not stop %s (pid %s)", managed.name, managed.pid)
         for path in (self.data_dir, self.redis_dir):
             if path:

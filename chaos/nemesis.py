@@ -125,7 +125,7 @@ class Nemesis:
         logger.info("fault %s on %s", kind, target)
         try:
             await getattr(self, "_" + kind.replace("-", "_"))(fault, target, rng)
-        except Exception as exc:  # noqa: BLE001 - a failed fault is recorded, the run goes on
+        except Exception as exc:
             logger.exception("fault %s on %s failed", kind, target)
             fault.error = f"{type(exc).__name__}: {exc}"[:300]
         finally:

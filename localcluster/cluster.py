@@ -8,8 +8,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .processes import (REPO, Managed, free_port, node_env, start_haproxy, start_node,
-                        start_redis)
+from .processes import REPO, Managed, free_port, node_env, start_haproxy, start_node, start_redis
 
 
 @dataclass

@@ -58,7 +58,7 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
     """GET ``url``; return (status, body) for any HTTP answer, (0, reason) when none came."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
@@ -130,7 +130,8 @@ def _wait_started(managed: Managed, ready, timeout: float) -> Managed:
         wait_for(lambda: ready() or not managed.alive(), timeout=timeout, what=managed.name)
     except TimeoutError:
         managed.stop()
-        raise StartError(f"{managed.name} did not start in {timeout}s:\n{managed.log()[-3000:]}")
+        raise StartError(
+            f"{managed.name} did not start in {timeout}s:\n{managed.log()[-3000:]}") from None
     if not managed.alive():
         log = managed.log()
         managed.stop()

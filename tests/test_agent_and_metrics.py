@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from timer import metrics
 from timer.agent import agent_reply, spare_capacity
 from timer.health.monitor import Report
-from timer import metrics
 from timer.metrics import NodeCollector, scrape_allowed
 from timer.supervise import stop, supervise
 

@@ -9,8 +9,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from localcluster.processes import start_redis
-from timer.cluster_state import (HISTORY_PREFIX, INDEX_KEY, NODE_PREFIX, ClusterState,
-                                 NodeState, ttl_for)
+from timer.cluster_state import (
+    HISTORY_PREFIX,
+    INDEX_KEY,
+    NODE_PREFIX,
+    ClusterState,
+    NodeState,
+    ttl_for,
+)
 from timer.cluster_task import node_state
 from timer.health.runtime import get_monitor
 from timer.health_views import health_json

@@ -4,8 +4,8 @@ import asyncio
 import time
 
 from timer.close_codes import CLOSE_INTERNAL_ERROR
-from timer.server import ClientDisconnected
 from timer.hub import Connection, Hub
+from timer.server import ClientDisconnected
 
 INTERVAL = 0.02
 

@@ -10,11 +10,10 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-
-from timer.conf import ConfigError, load_config
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from timer.conf import ConfigError, load_config
 from timer.logs import ExpectedOutages, KeyValueFields, logging_config, message_fields
 
 

@@ -8,8 +8,15 @@ import pytest
 
 from timer import checks
 from timer.conf import ConfigError, load_config
-from timer.rebalance import (BALANCED, DRAINING, MOVING, NO_ROOM, NodeLoad, Rebalancer,
-                             capacity_weights)
+from timer.rebalance import (
+    BALANCED,
+    DRAINING,
+    MOVING,
+    NO_ROOM,
+    NodeLoad,
+    Rebalancer,
+    capacity_weights,
+)
 
 
 def rebalancer(**overrides) -> Rebalancer:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from timer.supervise import CRASH_LOOP_FAILURES, supervise, stop
+from timer.supervise import CRASH_LOOP_FAILURES, stop, supervise
 
 MS = 0.001
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 MAX_LENGTH = 64
 MAX_LAST_SEEN = 10**15  # about 31 million years of seconds: room enough, and bounded
-_VALID = re.compile(r"[A-Za-z0-9._~-]{1,%d}" % MAX_LENGTH)
+_VALID = re.compile(rf"[A-Za-z0-9._~-]{{1,{MAX_LENGTH}}}")
 
 
 class InvalidClientId(ValueError):

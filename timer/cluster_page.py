@@ -9,9 +9,10 @@ gone from Redis; the page's script keeps such a row as ``unreachable`` while it 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .cluster_state import HistoryEntry, NodeState
+if TYPE_CHECKING:  # values only: the page's logic stays free of Redis
+    from .cluster_state import HistoryEntry, NodeState
 
 STALE = "stale"
 UNREACHABLE = "unreachable"  # set by the page's script for a row that vanished

@@ -194,7 +194,7 @@ class ClusterState:
         now_ms = int(reply[0])
         states = []
         for flat in reply[1:]:
-            raw = dict(zip(flat[::2], flat[1::2]))
+            raw = dict(zip(flat[::2], flat[1::2], strict=False))
             states.append(NodeState.from_fields(raw, now_ms=now_ms))
         return sorted(states, key=lambda s: s.name)
 
@@ -207,7 +207,7 @@ class ClusterState:
                 pipe.lrange(HISTORY_PREFIX + name, 0, end)
             replies = await pipe.execute()
         return {name: [parse_history(e) for e in reversed(entries)]
-                for name, entries in zip(names, replies)}
+                for name, entries in zip(names, replies, strict=False)}
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -246,6 +246,6 @@ class Hub:
                      self.node_name, connection.client_id, exc, CLOSE_INTERNAL_ERROR)
         try:
             await connection.close(CLOSE_INTERNAL_ERROR, "")
-        except Exception:  # noqa: BLE001 - its disconnect still detaches it
+        except Exception:
             logger.exception("node=%s client=%s: closing after a failed send failed too",
                              self.node_name, connection.client_id)

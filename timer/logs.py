@@ -58,7 +58,7 @@ class KeyValueFields(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a malformed call is the formatter's to report, not ours
+        except Exception:  # noqa: BLE001 - a malformed call is the formatter's to report
             return True
         for key, value in message_fields(message).items():
             if key not in _RESERVED and key not in record.__dict__:
@@ -70,10 +70,10 @@ class ExpectedOutages(logging.Filter):
     """Turn a dependency's traceback for an unreachable Redis into one line, once per period.
 
     channels-redis's pub/sub receive task logs every failed read during a Redis outage with
-    ``logger.exception``, once a second (a refused or timed-out connection); the outage itself is already reported (the session
-    store logs it, ``/metrics`` shows ``wstime_redis_up``). A connection error becomes a
-    warning without its traceback, at most once per ``every`` seconds; anything else passes
-    untouched.
+    ``logger.exception``, once a second (a refused or timed-out connection); the outage itself
+    is already reported (the session store logs it, ``/metrics`` shows ``wstime_redis_up``).
+    A connection error becomes a warning without its traceback, at most once per ``every``
+    seconds; anything else passes untouched.
     """
 
     def __init__(self, every: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:

@@ -51,10 +51,10 @@ from .hub import Connection, Hub
 from .names import random_name
 from .reservations import Reservations
 from .sessions.memory import MemorySessionStore
-from .sessions.store import Opening, SessionStore
-from .shedding import Shedder
 from .sessions.records import LIVE
 from .sessions.redis_store import RedisSessionStore
+from .sessions.store import Opening, SessionStore
+from .shedding import Shedder
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ class Node:
             hint = reconnect_hint_ms(self.config.reconnect_hint_max)
             try:
                 await connection.close(code, close_reason(kind, hint))
-            except Exception:  # noqa: BLE001 - one broken socket must not stop the drain
+            except Exception:
                 logger.exception("node=%s client=%s close failed", self.name,
                                  connection.client_id)
         return len(leaving)

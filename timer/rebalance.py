@@ -113,7 +113,7 @@ class Rebalancer:
         total_weight = sum(weights)
         share = total * weights[0] / total_weight
         room = 0
-        for peer, weight in zip(ready, weights[1:]):
+        for peer, weight in zip(ready, weights[1:], strict=False):
             free = total * weight / total_weight - peer.connections
             if peer.max_connections:
                 free = min(free, peer.max_connections - peer.connections)

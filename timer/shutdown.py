@@ -48,7 +48,7 @@ async def _drain_then_stop(reactor) -> None:
         state = node.start_drain("signal")
         await asyncio.wait_for(asyncio.shield(state.task), timeout=deadline - FLUSH_SECONDS)
         await asyncio.sleep(FLUSH_SECONDS)
-    except Exception:  # noqa: BLE001 - whatever happened, the process must still exit
+    except Exception:
         logger.exception("node=%s drain failed; stopping anyway", node.name)
     _stop(reactor, "drained")
 

@@ -78,7 +78,7 @@ def supervise(
             except asyncio.CancelledError:
                 state.running = False
                 raise
-            except Exception as exc:  # noqa: BLE001 - this is the one place that catches them
+            except Exception as exc:
                 state.last_error = type(exc).__name__
                 logger.exception("background task %s died; restarting it within %.1fs", name,
                                  back_off(started))

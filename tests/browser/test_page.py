@@ -109,7 +109,7 @@ def test_page__survives_a_node_kill_through_haproxy(page, tmp_path):
     survivor = [n for node, n in seen if node != serving]
     assert survivor, "no frame from the surviving node"
     counts = [n for _, n in seen]
-    steps = [b - a for a, b in zip(counts, counts[1:])]
+    steps = [b - a for a, b in zip(counts, counts[1:], strict=False)]
     assert all(step in (1, 2) for step in steps), counts
     assert "Connection lost with server." in page.locator("#messages").inner_text()
 

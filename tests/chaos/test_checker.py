@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.checker import (LinkFault, check_continuity, check_logs, check_quiescence,
-                           check_recovery, recovery_times)
+from chaos.checker import (
+    LinkFault,
+    check_continuity,
+    check_logs,
+    check_quiescence,
+    check_recovery,
+    recovery_times,
+)
 
 
 def conn(client: str, attempt: int, frames: list[tuple[str, int, float]], *, session="s",

@@ -6,7 +6,7 @@ from django.test import AsyncClient
 from django.urls import reverse
 
 from timer.health.capacity import FROM_SETTING, Capacity
-from timer.health.rates import CounterSample, Counters
+from timer.health.rates import Counters, CounterSample
 from timer.models import HealthPolicy
 
 LINK = Capacity(80_000, FROM_SETTING)

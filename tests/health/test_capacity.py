@@ -4,8 +4,14 @@ import pytest
 
 from tests.health.conftest import nic
 from timer.health.capacity import (
-    FROM_LINK_SPEED, FROM_POLICY, FROM_SETTING, UNKNOWN, Capacity, effective_capacity,
-    link_capacity, select_interfaces,
+    FROM_LINK_SPEED,
+    FROM_POLICY,
+    FROM_SETTING,
+    UNKNOWN,
+    Capacity,
+    effective_capacity,
+    link_capacity,
+    select_interfaces,
 )
 
 STATS = {

@@ -1,7 +1,7 @@
 """System checks on the measured interfaces (timer.W101, timer.W102)."""
 
-import pytest
 import psutil
+import pytest
 
 from tests.health.conftest import nic
 from timer.conf import load_config

@@ -3,7 +3,14 @@
 import pytest
 
 from timer.health.decision import (
-    DRAINING, OK, OVERLOADED, REASONS, STALE, stale_after, still_full, verdict,
+    DRAINING,
+    OK,
+    OVERLOADED,
+    REASONS,
+    STALE,
+    stale_after,
+    still_full,
+    verdict,
 )
 
 

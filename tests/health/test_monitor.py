@@ -9,7 +9,7 @@ from timer.health.capacity import FROM_POLICY, FROM_SETTING, UNKNOWN, Capacity
 from timer.health.decision import DRAINING, OK, OVERLOADED, STALE
 from timer.health.monitor import FULL_BY_CONNECTIONS, FULL_BY_NETWORK, HealthMonitor
 from timer.health.policy import Policy
-from timer.health.rates import CounterSample, Counters
+from timer.health.rates import Counters, CounterSample
 
 LINK = Capacity(80_000, FROM_SETTING)  # 10_000 bytes/s fills it
 FULL = 10_000
@@ -18,9 +18,10 @@ FULL = 10_000
 class Feeder:
     """Drives a monitor one-second sample at a time with cumulative byte counters."""
 
-    def __init__(self, policy: Policy = table_policy(), link: Capacity = LINK) -> None:
+    def __init__(self, policy: Policy | None = None, link: Capacity = LINK) -> None:
         self.clock = FakeClock(0.0)
-        self.monitor = HealthMonitor(policy, sample_interval=1.0, clock=self.clock)
+        self.monitor = HealthMonitor(policy or table_policy(), sample_interval=1.0,
+                                     clock=self.clock)
         self.link = link
         self.rx = self.tx = 0
         self.observe()

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.health.conftest import io
-from timer.health.rates import CounterSample, Counters, counters_from_psutil, interval_rate
+from timer.health.rates import Counters, CounterSample, counters_from_psutil, interval_rate
 
 
 def sample(at: float, **interfaces: tuple[int, int]) -> CounterSample:

@@ -59,8 +59,9 @@ async def test_sampler_run__policy_load_error_never_stops_sampling(monkeypatch, 
     monkeypatch.setattr(policy_store, "load_policy", broken)
     monkeypatch.setattr(policy_store, "_policy_error", None)  # put back after the test
     monitor = HealthMonitor(table_policy(), sample_interval=0.01)
+    # A capacity no loopback traffic of other processes can fill: the test is about sampling.
     sampler = Sampler(monitor, node_name="test-node", interval=0.01, interfaces=("lo",),
-                      link_capacity=10**12, policy_every=0.01, connections=lambda: 7)  # loopback noise from other processes must not fill it
+                      link_capacity=10**12, policy_every=0.01, connections=lambda: 7)
     task = asyncio.create_task(sampler.run())
     try:
         async with asyncio.timeout(5):

@@ -9,7 +9,7 @@ from django.test import AsyncClient
 
 from timer.health import policy_store
 from timer.health.capacity import FROM_SETTING, Capacity
-from timer.health.rates import CounterSample, Counters
+from timer.health.rates import Counters, CounterSample
 from timer.hub import Connection
 from timer.sessions.redis_store import RedisSessionStore
 from timer.supervise import stop, supervise

@@ -72,7 +72,7 @@ async def test_drain__sigterm_closes_with_1012_and_clients_move_on(tmp_path):
         counts = client.counts()
         moved = nodes.index("staying-node")
         assert counts[moved] == counts[moved - 1] + 1, "drained sessions resume exactly"
-        assert all(b - a == 1 for a, b in zip(counts, counts[1:])), counts
+        assert all(b - a == 1 for a, b in zip(counts, counts[1:], strict=False)), counts
 
 
 async def test_overload__handshake_past_the_cap_gets_503_with_retry_after(tmp_path):

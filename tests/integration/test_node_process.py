@@ -58,7 +58,7 @@ def test_node__serves_the_page_and_cacheable_static_files(node):
 
 def http_get_status(request: urllib.request.Request) -> int:
     try:
-        with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=5) as reply:
             return reply.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -89,6 +89,6 @@ async def test_node__reloads_at_any_moment_resume_exactly(fast_node):
             await ws.close()
             counts += [int(FRAME.match(text)["n"]) async for text in ws]
         seen.append(counts)
-    broken = [(earlier, later) for earlier, later in zip(seen, seen[1:])
+    broken = [(earlier, later) for earlier, later in zip(seen, seen[1:], strict=False)
               if later[0] != earlier[-1] + 1]
     assert not broken, f"{len(broken)} of {len(seen) - 1} reloads did not resume at last + 1"

@@ -64,7 +64,7 @@ class MovingClient(TickClient):
         return self.frames[-1].node if self.frames else None
 
     def moves(self, kind: str = "rebalancing") -> int:
-        return sum(1 for code, reason in zip(self.closes, self.reasons)
+        return sum(1 for code, reason in zip(self.closes, self.reasons, strict=False)
                    if code == CLOSE_SERVICE_RESTART and reason.startswith(kind))
 
 
@@ -101,7 +101,7 @@ def assert_moved_cleanly(clients: list[MovingClient], *, kind: str = "rebalancin
     for client in clients:
         assert client.moves(kind) <= 1, (client.client_id, client.closes, client.reasons)
         segments = [s for s in client.segments if s]
-        for before, after in zip(segments, segments[1:]):
+        for before, after in zip(segments, segments[1:], strict=False):
             assert after[0].n == before[-1].n + 1, (client.client_id, before[-1], after[0])
     return sum(client.moves(kind) for client in clients)
 

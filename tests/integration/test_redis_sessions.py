@@ -421,7 +421,7 @@ async def test_sessions__redis_stall_then_crash_repeats_no_count(tmp_path):
     finally:
         cluster.stop()
     steps = {client.client_id: first - client.frames[-1].n
-             for client, first in zip(clients, firsts)}
+             for client, first in zip(clients, firsts, strict=False)}
     bad = {client_id: step for client_id, step in steps.items() if step not in (1, 2)}
     assert not bad, f"{len(bad)} of {len(clients)} resumed outside +1..+2: {bad}"
 

@@ -72,7 +72,7 @@ async def trial(first_url: str, second_url: str, client_id: str) -> tuple[int, O
     outcomes = Outcome(), Outcome()
     settle, done = asyncio.Event(), asyncio.Event()
     tasks = [asyncio.create_task(hold(f"{url}?id={client_id}", outcome, settle, done))
-             for url, outcome in zip((first_url, second_url), outcomes)]
+             for url, outcome in zip((first_url, second_url), outcomes, strict=False)]
     await asyncio.wait_for(asyncio.gather(*(o.ready.wait() for o in outcomes)), 20)
     await asyncio.sleep(10 * INTERVAL)  # takeovers delivered
     settle.set()
@@ -120,7 +120,7 @@ async def test_same_id__two_handshakes_on_one_node__one_survivor_no_repeat(redis
     url = redis_node.extra["ws_url"]
     ids = [f"race-{i}" for i in range(TRIALS)]
     outcomes = await asyncio.gather(*(trial(url, url, client_id) for client_id in ids))
-    check(dict(zip(ids, outcomes)), redis_node.log(), exact=True)
+    check(dict(zip(ids, outcomes, strict=False)), redis_node.log(), exact=True)
 
 
 async def test_same_id__two_handshakes_on_two_nodes__one_survivor_no_repeat(redis_server,
@@ -142,7 +142,7 @@ async def test_same_id__two_handshakes_on_two_nodes__one_survivor_no_repeat(redi
                 for client_id in ids))
             # Across nodes the older claim may be read before its connection is closed: the
             # newer one then resumes one further, within the documented + 2.
-            check(dict(zip(ids, outcomes)), first.log() + second.log(), exact=False)
+            check(dict(zip(ids, outcomes, strict=False)), first.log() + second.log(), exact=False)
         finally:
             second.stop()
     finally:

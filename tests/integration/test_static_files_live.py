@@ -26,7 +26,7 @@ def fresh_node(tmp_path):
 def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=5) as reply:
             return reply.status, dict(reply.headers), reply.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), b""

@@ -107,7 +107,7 @@ async def frames_after_failover(url: str, count: int, timeout: float) -> list[tu
     while True:
         try:
             return await frames(url, count)
-        except (OSError, asyncio.TimeoutError, websockets.WebSocketException):
+        except (TimeoutError, OSError, websockets.WebSocketException):
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.5)

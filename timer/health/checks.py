@@ -39,7 +39,7 @@ def network_problems(cfg: Config, stats: Mapping[str, Any]) -> list[Warning]:
 
 
 @register()
-def check_health_network(app_configs=None, **kwargs) -> list[Warning]:
+def check_health_network(app_configs: object = None, **kwargs: object) -> list[Warning]:
     """The measured interfaces exist (timer.W101) and have a known capacity (timer.W102)."""
     try:
         cfg = load_config(os.environ, settings)

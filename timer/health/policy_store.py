@@ -70,7 +70,7 @@ async def refresh_forever(monitor: HealthMonitor, node_name: str, every: float) 
                 logger.warning("node=%s cannot read the health policy (%s); keeping the last one",
                                node_name, type(exc).__name__)
             failing = True
-        except Exception as exc:  # noqa: BLE001 - never let a bad policy stop the sampler
+        except Exception as exc:
             if _policy_error != type(exc).__name__ or not failing:
                 logger.exception("node=%s cannot load the health policy; keeping the last one",
                                  node_name)

@@ -71,7 +71,7 @@ def install() -> None:
         return original(self, message)
 
     def fail_handshake(self: Any, reason: str, code: int = 400,
-                       responseHeaders: Any = None) -> Any:  # noqa: N803 - autobahn's name
+                       responseHeaders: Any = None) -> Any:
         headers = responseHeaders or getattr(self, "_denial_headers", None)
         return WebSocketServerProtocol.failHandshake(self, reason, code, headers)
 

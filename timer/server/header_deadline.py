@@ -50,7 +50,7 @@ class Clock(Protocol):
 
     def seconds(self) -> float: ...
 
-    def callLater(self, delay: float, f: Any, *args: Any) -> Any: ...  # noqa: N802 - Twisted's
+    def callLater(self, delay: float, f: Any, *args: Any) -> Any: ...
 
 
 class HeaderDeadlines:
@@ -131,16 +131,16 @@ def install_channel_hooks(clock: Clock) -> None:
     headers_done, response_done = HTTPChannel.allHeadersReceived, HTTPChannel.requestDone
     connection_lost = HTTPChannel.connectionLost
 
-    def allHeadersReceived(self):  # noqa: N802 - Twisted's name
+    def allHeadersReceived(self):
         setattr(self, _SINCE, None)
         return headers_done(self)
 
-    def requestDone(self, request):  # noqa: N802 - Twisted's name
+    def requestDone(self, request):
         # Set first: a pipelined request parsed inside requestDone clears it again.
         setattr(self, _SINCE, requestDone.clock.seconds())
         return response_done(self, request)
 
-    def connectionLost(self, reason):  # noqa: N802 - Twisted's name
+    def connectionLost(self, reason):
         setattr(self, _SINCE, _CLOSED)
         return connection_lost(self, reason)
 
@@ -162,7 +162,7 @@ def install(seconds: float) -> None:
     build = getattr(HTTPFactory.buildProtocol, "original", HTTPFactory.buildProtocol)
     deadlines: HeaderDeadlines | None = None
 
-    def buildProtocol(self, addr):  # noqa: N802 - Twisted's name
+    def buildProtocol(self, addr):
         nonlocal deadlines
         protocol = build(self, addr)
         if deadlines is None:

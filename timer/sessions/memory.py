@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+
 from .records import CLOSED, LIVE, SessionRecord, resume_last
 from .store import Opening
 

@@ -47,6 +47,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -131,7 +132,7 @@ class RedisSessionStore:
         return cls(aioredis.Redis(connection_pool=pool), ttl=ttl, recovery_grace=recovery_grace,
                    pending_max=pending_max)
 
-    def _bucket_args(self) -> list:
+    def _bucket_args(self) -> list[str | int]:
         return [KEY_PREFIX, int(self.bucket_seconds * 1000), self.buckets_to_read]
 
     def _expiry_ms(self) -> int:
@@ -197,7 +198,7 @@ class RedisSessionStore:
         If Redis lost its data since the last checkpoint, this one also writes back the
         sessions closed on this node within the TTL.
         """
-        args: list = [self.live_key(owner_channel), owner_channel, NODES_KEY, self._expiry_ms(),
+        args: list[str | int] = [self.live_key(owner_channel), owner_channel, NODES_KEY, self._expiry_ms(),
                       EPOCH_KEY, self.epoch, next(self._checkpoints)]
         entries = list(entries)
         live = {client_id for client_id, _, _ in entries}
@@ -272,14 +273,15 @@ class RedisSessionStore:
                 self._pending_closes[client_id] = (token, last_n)
             return
         self._mark(True, "close")
-        for (client_id, token, last_n), reply in zip(entries, replies):
+        for (client_id, token, last_n), reply in zip(entries, replies, strict=False):
             self._check_reply(reply, client_id, token, last_n, "close")
 
-    async def _write_close(self, client_id: str, token: str, last_n: int, client=None):
+    async def _write_close(self, client_id: str, token: str, last_n: int,
+                           client: Any = None) -> Any:
         return await self._close(keys=[], client=client, args=[
             *self._bucket_args(), client_id, token, last_n, self._expiry_ms()])
 
-    def _check_reply(self, reply, client_id: str, token: str, last_n: int, action: str) -> None:
+    def _check_reply(self, reply: object, client_id: str, token: str, last_n: int, action: str) -> None:
         if reply == REFUSED:
             # Normal after a takeover (the newer connection resumed past this count), so
             # counted and logged, not an error; a write-back's refusal is worth a warning.
@@ -313,7 +315,7 @@ class RedisSessionStore:
                 self._mark(False, "write-back", exc)
                 break
             self._mark(True, "write-back")
-            for (client_id, (token, last_n)), reply in zip(batch, replies):
+            for (client_id, (token, last_n)), reply in zip(batch, replies, strict=False):
                 if self._pending_closes.get(client_id) == (token, last_n):
                     del self._pending_closes[client_id]
                 self._check_reply(reply, client_id, token, last_n, "write-back")

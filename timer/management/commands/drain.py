@@ -25,7 +25,7 @@ class Command(BaseCommand):
         target.add_argument("--all", action="store_true", help="every node (the default policy)")
         parser.add_argument("--undo", action="store_true", help="stop draining")
 
-    def handle(self, *args: Any, node: str | None, all: bool, undo: bool,  # noqa: A002
+    def handle(self, *args: Any, node: str | None, all: bool, undo: bool,
                **options: Any) -> None:
         name = "" if all else (node or "")
         try:
