@@ -52,6 +52,17 @@ def test_check_continuity__within_one_connection(counts, expected):
     assert kinds(check_continuity(history)) == expected
 
 
+def test_check_continuity__each_connection_in_between_may_cost_one_count():
+    """Connections that opened and died before showing a frame each allow one more count."""
+    first = conn("c", 0, [("a", n, float(n)) for n in range(5)], ended=4.5)
+    silent = [conn("c", 1, [], opened=5.0, ended=6.0), conn("c", 2, [], opened=6.5, ended=7.0)]
+    refused = {**conn("c", 3, [], opened=7.2, ended=7.3), "opened": None}
+    assert kinds(check_continuity([first, *silent, refused, conn("c", 4, [("b", 8, 10.0)])])) == []
+    assert kinds(check_continuity([first, *silent, refused, conn("c", 4, [("b", 9, 10.0)])])) == [
+        "skip"]
+    assert kinds(check_continuity([first, refused, conn("c", 4, [("b", 7, 10.0)])])) == ["skip"]
+
+
 def test_check_continuity__two_connections_ticking_one_session():
     """An older connection that keeps ticking counts the newer one showed is an overlap."""
     old = conn("c", 0, [("a", 0, 0.0), ("a", 1, 1.0), ("a", 2, 2.0), ("a", 3, 3.5), ("a", 4, 4.5)])
