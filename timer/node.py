@@ -433,11 +433,6 @@ class Node:
                 snapshot = hub.snapshot()
                 stored = await store.checkpoint(
                     self.channel_name, [(c.client_id, c.token, n) for c, n in snapshot])
-                # Before the leases rise: a superseded connection must not get another frame.
-                for client_id, token in store.take_superseded():
-                    connection = hub.get(client_id)
-                    if connection is not None and connection.token == token:
-                        await self.take_over_local(connection)
                 if stored:
                     await hub.confirm(snapshot)
             if loop.time() - swept_at >= SWEEP_EVERY:

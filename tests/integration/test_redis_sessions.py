@@ -107,26 +107,6 @@ async def test_redis_store__the_clients_last_count_is_a_floor(store):
     assert (await store.open("lost", "nodeC#1", last_seen=3)).last_n == 75
 
 
-async def test_redis_store__a_superseded_connection_learns_it_at_its_next_checkpoint(redis_server):
-    """A newer claim elsewhere marks the older connection; its node's next checkpoint returns
-    it once, so the node closes it even if the takeover message never arrived."""
-    node_a, node_b = make_store(redis_server), make_store(redis_server)
-    try:
-        await node_a.open("twin", "nodeA#1")
-        assert await node_a.checkpoint("nodeA", [("twin", "nodeA#1", 10)])
-        assert node_a.take_superseded() == []
-        assert (await node_b.open("twin", "nodeB#1")).last_n == 11
-        assert await node_a.checkpoint("nodeA", [("twin", "nodeA#1", 11)])
-        assert node_a.take_superseded() == [("twin", "nodeA#1")]
-        assert await node_a.checkpoint("nodeA", [])
-        assert node_a.take_superseded() == []
-        assert await node_b.checkpoint("nodeB", [("twin", "nodeB#1", 11)])
-        assert node_b.take_superseded() == []  # the newer connection is not marked
-    finally:
-        await node_a.aclose()
-        await node_b.aclose()
-
-
 async def test_redis_store__live_session_outlives_its_claim(short_store):
     """A connection held longer than the TTL keeps its session: its node's checkpoints carry it."""
     store = short_store

@@ -67,10 +67,6 @@ class MemorySessionStore:
                 self.put(client_id, SessionRecord(last_n, LIVE, token))
         return True
 
-    def take_superseded(self) -> list[tuple[str, str]]:
-        """None: one node, whose takeovers are local and immediate."""
-        return []
-
     async def close(self, client_id: str, token: str, last_n: int) -> None:
         """Record an exact close; as in Redis, a lower record of another connection is raised."""
         current = self.get(client_id)

@@ -14,13 +14,6 @@ by the first checkpoint that finds it missing, as ``"<Redis time ms>:<N or R>"``
 creating node knew an earlier epoch (Redis restarted empty under a running cluster).
 """
 
-# Connections superseded by a newer claim of their session, per node: a set
-# ``<EVICT_PREFIX><node channel>`` of "<client id> <token>" that OPEN fills and the owner's next
-# CHECKPOINT empties and returns, so the older connection is closed (4001) within an interval
-# even when the takeover message over the channel layer was lost (Redis briefly down or stalled).
-# Client ids hold no space, so the member splits unambiguously.
-EVICT_PREFIX = "wstime:evict:"
-
 # Shared prologue: Redis's time and the bucket keys, newest first.
 # ARGV[1] claim-hash prefix, ARGV[2] bucket length in ms, ARGV[3] buckets to read.
 _BUCKETS = """
@@ -65,7 +58,7 @@ end
 # Refused: this node knew another epoch (Redis lost its data since this node's last checkpoint,
 # which will write its sessions back), or the epoch is a recovery younger than the grace (other
 # nodes may not have written theirs back yet). Opening then could reset a count.
-OPEN = (_BUCKETS + """
+OPEN = _BUCKETS + """
 local epoch = redis.call('GET', ARGV[9])
 if ARGV[10] ~= '' and epoch ~= ARGV[10] then return {false, epoch, 0, -1} end
 if epoch then
@@ -78,13 +71,6 @@ end
 local previous = false
 local last = -1
 local skip = false
-local function supersede(token)
-  local owner = string.match(token, '^(.*)#%d+$')
-  if owner and token ~= ARGV[5] then
-    redis.call('SADD', '@EVICT@' .. owner, ARGV[4] .. ' ' .. token)
-    redis.call('PEXPIRE', '@EVICT@' .. owner, ARGV[6])
-  end
-end
 local record = newest_record(ARGV[4])
 if record then
   local n, state, token = string.match(record, '^(-?%d+)|([LC])|(.*)$')
@@ -93,7 +79,7 @@ if record then
     last = tonumber(n)
     -- A live claim is exact: its connection sends no frame before a checkpoint lists it
     -- (hub.Connection's lease), and from then on its live entry below counts + 1.
-    if state == 'C' then skip = token else supersede(token) end
+    if state == 'C' then skip = token end
   end
 end
 local oldest = (now_ms - tonumber(ARGV[6])) / 1000
@@ -106,10 +92,7 @@ for _, owner in ipairs(redis.call('ZRANGEBYSCORE', ARGV[8], oldest, '+inf')) do
     local token = owner .. '#' .. (sequence or '')
     if n and token ~= skip then
       local resume = tonumber(n)
-      if closed ~= 'C' then
-        supersede(token)
-        resume = resume + 1
-      end
+      if closed ~= 'C' then resume = resume + 1 end
       if resume > last then
         last = resume
         previous = n .. '|' .. (closed == 'C' and 'C' or 'L') .. '|' .. token
@@ -121,7 +104,7 @@ if tonumber(ARGV[12]) > last then last = tonumber(ARGV[12]) end
 redis.call('HSET', buckets[1], ARGV[4], last .. '|L|' .. ARGV[5])
 redis.call('PEXPIRE', buckets[1], ARGV[6])
 return {previous, epoch, 1, last}
-""").replace("@EVICT@", EVICT_PREFIX)
+"""
 
 # Record a connection's exact last count. ARGV after the prologue's: 4 client id, 5 token,
 # 6 last count, 7 expiry in ms. Returns 1 when written; 2 when another connection holds the
@@ -153,7 +136,7 @@ return 1
 # The sequence guards against a checkpoint that timed out on the node's side but reaches Redis
 # after a later one (a stalled Redis): applying it would lower counts the node has since relied
 # on. It is kept in the hash under '#seq', which no client id can be.
-CHECKPOINT = ("""
+CHECKPOINT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local epoch = redis.call('GET', ARGV[5])
@@ -164,10 +147,7 @@ if not epoch then
   redis.call('SET', ARGV[5], epoch)
 end
 local applied = tonumber(redis.call('HGET', ARGV[1], '#seq') or '-1')
-local evict_key = '@EVICT@' .. ARGV[2]
-local superseded = redis.call('SMEMBERS', evict_key)
-redis.call('DEL', evict_key)
-if applied >= tonumber(ARGV[7]) then return {epoch, 0, superseded} end
+if applied >= tonumber(ARGV[7]) then return {epoch, 0} end
 redis.call('DEL', ARGV[1])
 local chunk = 6000
 redis.call('HSET', ARGV[1], '#seq', ARGV[7], unpack(ARGV, 8, math.min(7 + chunk, #ARGV)))
@@ -178,5 +158,5 @@ redis.call('PEXPIRE', ARGV[1], ARGV[4])
 redis.call('ZADD', ARGV[3], now, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', ARGV[3], '-inf', '(' .. (now - tonumber(ARGV[4]) / 1000))
 redis.call('PEXPIRE', ARGV[3], ARGV[4])
-return {epoch, 1, superseded}
-""").replace("@EVICT@", EVICT_PREFIX)
+return {epoch, 1}
+"""

@@ -99,7 +99,6 @@ class RedisSessionStore:
         self.buckets_to_read = math.ceil(ttl / self.bucket_seconds) + 2
         self.local = MemorySessionStore(ttl=ttl)
         self._pending_closes: dict[str, tuple[str, int]] = {}
-        self._superseded: list[tuple[str, str]] = []  # see take_superseded()
         self._open = self._redis.register_script(OPEN)
         self._close = self._redis.register_script(CLOSE)
         self._checkpoint = self._redis.register_script(CHECKPOINT)
@@ -211,14 +210,11 @@ class RedisSessionStore:
             if client_id not in live:
                 args += [client_id, f"{last_n}|{token.rpartition('#')[2]}|C"]
         try:
-            epoch, applied, superseded = await self._checkpoint(keys=[], args=args)
+            epoch, applied = await self._checkpoint(keys=[], args=args)
         except RedisError as exc:
             self._mark(False, "checkpoint", exc)
             return False
         self._mark(True, "checkpoint")
-        for member in superseded:
-            client_id, _, token = _text(member).partition(" ")
-            self._superseded.append((client_id, token))
         epoch = _text(epoch)
         if self.epoch and epoch != self.epoch:
             logger.warning("Redis lost its session data (epoch %s, was %s); live sessions "
@@ -227,15 +223,6 @@ class RedisSessionStore:
             await self._replay_closed()
         self.epoch = epoch
         return bool(applied)
-
-    def take_superseded(self) -> list[tuple[str, str]]:
-        """Return (client id, token) of this node's connections that newer claims superseded.
-
-        Filled by :meth:`checkpoint` (OPEN records them for the owner's node): the node closes
-        each with 4001, even when the takeover message over the channel layer was lost.
-        """
-        superseded, self._superseded = self._superseded, []
-        return superseded
 
     async def _replay_closed(self) -> None:
         closed = [(client_id, record.token, record.last_n)

@@ -47,10 +47,6 @@ class SessionStore(Protocol):
         Return True once they are stored: the hub may then raise those connections' leases.
         """
 
-    def take_superseded(self) -> list[tuple[str, str]]:
-        """Return (client id, token) of this node's connections that a newer claim superseded
-        (learnt by the last checkpoint), each once; the node closes them with 4001."""
-
     async def close(self, client_id: str, token: str, last_n: int) -> None:
         """Record a connection's exact last count ("max wins" against other connections)."""
 
