@@ -144,7 +144,9 @@ async def _run(args, seed: int, kinds: tuple[str, ...], cluster: ChaosCluster, o
         duplicates_left -= count
         victim = rng.choice(running)
         for k in range(count):
-            add_client(victim.id, f"{victim.label}-dup{k}")
+            # A duplicated browser tab starts with a copy of the original's sessionStorage: its
+            # id and the last count it saw.
+            add_client(victim.id, f"{victim.label}-dup{k}").last_seen = victim.last_seen
         return victim.id
 
     try:
