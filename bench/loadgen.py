@@ -41,7 +41,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.uri import WebSocketURI, parse_uri
 
-from timer.drain import hint_from_reason
+from timer.core.drain_plan import hint_from_reason
 
 from .stats import Attempt, Recovery, Tally, full_jitter_delay, parse_frame, recoveries, tally
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from localcluster.processes import LOOPBACK, free_port, http_get, start_haproxy, start_redis
-from timer.close_codes import CLOSE_SERVICE_RESTART
+from timer.core.close_codes import CLOSE_SERVICE_RESTART
 
 from .loadgen import MAX_CONNECTIONS, LoadGenerator, LoadSpec, default_workers, raise_nofile_limit
 from .scenarios import Options, _data_dir, _started, log_problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from timer.node import get_node, reset_node
+from timer.node.node import get_node, reset_node
 
 MS = 0.001  # tick intervals and timeouts in tests are written in milliseconds
 
@@ -30,6 +30,6 @@ async def node(fast_ticks):
 @pytest.fixture(scope="session", autouse=True)
 def static_manifest():
     """Build the hashed static files once, as a node does at start, so that pages render."""
-    from timer.static_files import collect_static
+    from timer.web.static_files import collect_static
 
     collect_static()

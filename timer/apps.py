@@ -7,6 +7,6 @@ class TimerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
+        from .config import checks  # noqa: F401 - registers the system checks
         from .health import checks as health_checks  # noqa: F401 - registers the health checks
         from .health import policy_store  # noqa: F401 - reloads the policy when it is edited

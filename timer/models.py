@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-from .conf import config
+from .config.loader import config
 from .health.policy import SOURCE_DEFAULT_ROW, SOURCE_NODE_ROW, Policy, policy_problems
 
 node_name_validator = RegexValidator(

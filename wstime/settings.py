@@ -1,8 +1,8 @@
 """Django settings for wstime, read from the environment (see the README's settings table).
 
 Django's own settings come from ``DJANGO_*`` variables and ``DATABASE_URL`` here; the
-application's ``WSTIME_*`` settings are read and validated in :mod:`timer.conf`. Both are parsed
-by :mod:`timer.conf`'s parsers: a ``DJANGO_*`` value that does not parse (``DJANGO_DEBUG=ture``)
+application's ``WSTIME_*`` settings are read and validated in :mod:`timer.config.loader`. Both are parsed
+by :mod:`timer.config.loader`'s parsers: a ``DJANGO_*`` value that does not parse (``DJANGO_DEBUG=ture``)
 stops start-up with ImproperlyConfigured; a ``WSTIME_*`` one falls back to its default here and
 is reported by the system check ``timer.E001``.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from timer.conf import environ_value, parse_bool, parse_names, start_value
-from timer.logs import logging_config
+from timer.config.loader import environ_value, parse_bool, parse_names, start_value
+from timer.config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The page's templates and static files: at the top of a checkout, inside this package in an
@@ -101,18 +101,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The channel layer: in memory for one node, Redis (pub/sub layer) when WSTIME_REDIS_URL is set.
-# The Redis layer's options are built in timer.layers, next to the reasons for them.
+# The Redis layer's options are built in timer.config.layers, next to the reasons for them.
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 _REDIS_URL = start_value("WSTIME_REDIS_URL", os.environ)
 if _REDIS_URL:
-    from timer.layers import redis_layer_settings
+    from timer.config.layers import redis_layer_settings
 
     CHANNEL_LAYERS = {"default": redis_layer_settings(_REDIS_URL)}
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [ASSETS_DIR / "static"]
 STATIC_ROOT = _DATA_DIR / "static"
-# Content-hashed names (app.3f2a9c1b0d4e.js) from a manifest that timer.static_files builds at
+# Content-hashed names (app.3f2a9c1b0d4e.js) from a manifest that timer.web.static_files builds at
 # start; see the README's "Static files".
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from timer import cluster_views, health_views, metrics_views, views
+from timer.web import cluster_views, health_views, metrics_views
+from timer.web import page_views as views
 
 urlpatterns = [
     path("", views.index, name="index"),

@@ -113,8 +113,8 @@ def test_check_quiescence__one_live_connection_per_session():
 def test_check_logs__one_violation_per_traceback_with_its_message():
     """A chained traceback counts once; its message and exception line are shown."""
     log = "\n".join([
-        "2026-11-28 02:00:00,000 INFO timer.node started",
-        "2026-11-28 02:00:01,000 ERROR timer.node tick failed",
+        "2026-11-28 02:00:00,000 INFO timer.node.node started",
+        "2026-11-28 02:00:01,000 ERROR timer.node.node tick failed",
         "Traceback (most recent call last):",
         '  File "x.py", line 1, in f',
         "KeyError: 1",
@@ -125,8 +125,8 @@ def test_check_logs__one_violation_per_traceback_with_its_message():
         '  File "x.py", line 2, in g',
         '127.0.0.1:5 - - [28/Nov/2026:02:00:01] "GET /livez" 200 2',
         "TypeError: bad",
-        "2026-11-28 02:00:02,000 INFO timer.node still here",
+        "2026-11-28 02:00:02,000 INFO timer.node.node still here",
     ])
     [violation] = check_logs({"node-1": log})
     assert "tick failed" in violation.detail and "TypeError: bad" in violation.detail
-    assert check_logs({"node-1": "2026-11-28 02:00:00,000 INFO timer.node started\n"}) == []
+    assert check_logs({"node-1": "2026-11-28 02:00:00,000 INFO timer.node.node started\n"}) == []

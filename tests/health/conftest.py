@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from timer.conf import load_config
+from timer.config.loader import load_config
 from timer.health.monitor import HealthMonitor
 from timer.health.policy import Policy
 from timer.health.runtime import install_monitor, settings_policy
-from timer.node import Node, get_node, reset_node
+from timer.node.node import Node, get_node, reset_node
 
 try:  # psutil >= 7.1 keeps its named tuples here
     from psutil._ntuples import snetio, snicstats

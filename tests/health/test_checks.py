@@ -4,7 +4,7 @@ import psutil
 import pytest
 
 from tests.health.conftest import nic
-from timer.conf import load_config
+from timer.config.loader import load_config
 from timer.health.checks import check_health_network, network_problems
 
 STATS = {"lo": nic(0, flags="up,loopback,running"), "eth0": nic(1000), "veth1": nic(0)}

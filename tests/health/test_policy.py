@@ -58,7 +58,7 @@ def test_policy__settings_backed_values_have_no_default_of_their_own():
 
 def test_settings_policy__follows_a_settings_override(settings):
     """Overriding WSTIME_HEALTH_THRESHOLD changes the policy a node applies without a row."""
-    from timer.conf import config
+    from timer.config.loader import config
     from timer.health.runtime import settings_policy
 
     assert settings_policy(config()) == table_policy()

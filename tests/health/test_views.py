@@ -10,9 +10,9 @@ from django.test import AsyncClient
 from timer.health import policy_store
 from timer.health.capacity import FROM_SETTING, Capacity
 from timer.health.rates import Counters, CounterSample
-from timer.hub import Connection
+from timer.node.hub import Connection
+from timer.node.supervise import stop, supervise
 from timer.sessions.redis_store import RedisSessionStore
-from timer.supervise import stop, supervise
 
 LINK = Capacity(80_000, FROM_SETTING)  # 10_000 bytes/s fills it
 

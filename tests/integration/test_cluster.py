@@ -10,7 +10,7 @@ import websockets
 
 from localcluster.cluster import data_dir_env, start_cluster
 from localcluster.processes import http_get, restart_redis, wait_for
-from timer.close_codes import CLOSE_SESSION_TAKEN_OVER
+from timer.core.close_codes import CLOSE_SESSION_TAKEN_OVER
 
 from .ticks import TickClient, frames_from
 

@@ -11,8 +11,8 @@ import websockets
 
 from localcluster.cluster import data_dir_env, start_cluster
 from localcluster.processes import http_get, start_node
-from timer.close_codes import CLOSE_MESSAGE_TOO_BIG, CLOSE_SERVICE_RESTART
-from timer.drain import hint_from_reason
+from timer.core.close_codes import CLOSE_MESSAGE_TOO_BIG, CLOSE_SERVICE_RESTART
+from timer.core.drain_plan import hint_from_reason
 
 from .ticks import TickClient
 

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from localcluster.cluster import data_dir_env
 from localcluster.processes import http_get, start_node, wait_for
-from timer.close_codes import CLOSE_MESSAGE_TOO_BIG, CLOSE_NO_STATUS_RECEIVED
+from timer.core.close_codes import CLOSE_MESSAGE_TOO_BIG, CLOSE_NO_STATUS_RECEIVED
 
 from .raw_ws import OP_CLOSE, OP_CONTINUATION, OP_TEXT, RawClient, frame
 

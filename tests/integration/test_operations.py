@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from localcluster.cluster import data_dir_env, manage, start_cluster
 from localcluster.processes import http_get, start_node, wait_for
 from localcluster.traffic import LoopbackFlood, loopback_bits_per_second
-from timer.close_codes import CLOSE_SERVICE_RESTART, CLOSE_TRY_AGAIN_LATER
+from timer.core.close_codes import CLOSE_SERVICE_RESTART, CLOSE_TRY_AGAIN_LATER
 
 from .ticks import TickClient
 

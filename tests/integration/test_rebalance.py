@@ -17,8 +17,8 @@ import websockets
 
 from localcluster.cluster import data_dir_env, manage, start_cluster
 from localcluster.processes import free_port, http_get, start_haproxy, start_node, wait_for
-from timer.close_codes import CLOSE_SERVICE_RESTART
-from timer.drain import hint_from_reason
+from timer.core.close_codes import CLOSE_SERVICE_RESTART
+from timer.core.drain_plan import hint_from_reason
 
 from .ticks import Frame, TickClient
 

@@ -13,7 +13,7 @@ import websockets
 
 from localcluster.cluster import data_dir_env
 from localcluster.processes import start_node, wait_for
-from timer.close_codes import CLOSE_SESSION_TAKEN_OVER
+from timer.core.close_codes import CLOSE_SESSION_TAKEN_OVER
 
 from .ticks import FRAME
 

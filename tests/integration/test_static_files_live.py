@@ -10,7 +10,7 @@ import pytest
 
 from localcluster.cluster import data_dir_env
 from localcluster.processes import http_get, start_node
-from timer.static_files import IMMUTABLE
+from timer.web.static_files import IMMUTABLE
 
 pytestmark = pytest.mark.integration
 

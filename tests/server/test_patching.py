@@ -8,7 +8,7 @@ import logging
 import pytest
 from django.core.checks import Error, Warning
 
-from timer.checks import check_server_patches, server_patch_messages
+from timer.config.checks import check_server_patches, server_patch_messages
 from timer.server import PATCHES, close_frames, patching
 from timer.server.patching import Patch, apply, assigned_in, attribute, key_in, parameter, problems
 

@@ -10,7 +10,7 @@ import psutil
 from django.conf import settings
 from django.core.checks import Warning, register
 
-from ..conf import Config, ConfigError, load_config
+from ..config.loader import Config, ConfigError, load_config
 from .capacity import link_capacity, select_interfaces
 
 

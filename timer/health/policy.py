@@ -18,7 +18,7 @@ class Policy:
     """The rules the health decision applies (see the README for each field).
 
     The values a node takes from its settings have no default here: they are written once, in
-    the settings table (``timer.conf.SETTINGS``), and ``settings_policy`` copies them in.
+    the settings table (``timer.config.loader.SETTINGS``), and ``settings_policy`` copies them in.
     """
 
     threshold: float  # usage at or above which the node is full

@@ -24,7 +24,7 @@ from django.db import DatabaseError, transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from ..conf import config
+from ..config.loader import config
 from .monitor import HealthMonitor
 from .policy import Policy, resolve_policy
 from .runtime import get_monitor, settings_policy
@@ -146,7 +146,7 @@ def set_draining(node: str, draining: bool, *,
 
 def reload_here() -> None:
     """Load the policy into this process's monitor now (after an edit made in this process)."""
-    from ..node import get_node  # the node module starts the sampler, which imports this one
+    from ..node.node import get_node  # the node module starts the sampler, which imports this one
 
     try:
         get_monitor().policy = load_policy(get_node().name, settings_policy(config()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..conf import Config, config
+from ..config.loader import Config, config
 from .monitor import HealthMonitor
 from .policy import SOURCE_SETTINGS, Policy
 

@@ -22,7 +22,7 @@ from .rates import CounterSample, counters_from_psutil
 from .runtime import get_monitor
 
 if TYPE_CHECKING:
-    from ..node import Node
+    from ..node.node import Node
 
 logger = logging.getLogger(__name__)
 

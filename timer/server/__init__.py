@@ -12,7 +12,7 @@
 
 Each declares the releases it was written for and the private names it touches
 (``patching.Patch``); :func:`install` applies those whose checks pass and leaves the others
-out, logged. The system checks (``timer/checks.py``) report the same: a required patch that
+out, logged. The system checks (``timer/config/checks.py``) report the same: a required patch that
 cannot apply is an error (timer.E011-E015), an optional one a warning (timer.W011-W012).
 """
 

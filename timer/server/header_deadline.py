@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from ..conf import config
+from ..config.loader import config
 from .patching import Need, Patch, assigned_in, attribute, mark, marked
 
 logger = logging.getLogger(__name__)

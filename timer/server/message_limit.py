@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..conf import config
+from ..config.loader import config
 from .patching import Need, Patch, attribute, calls, parameter
 
 NAME = "message size limit"

@@ -4,7 +4,7 @@ A :class:`Patch` names the releases it was written against and every private nam
 Before it changes anything, :func:`problems` compares the installed versions with those ranges
 and looks each name up; :func:`apply` then either applies the patch or, if anything is off,
 leaves the library alone and logs why. The same :func:`problems` feeds the system checks
-(``timer/checks.py``): a required patch that cannot apply is an error at start-up, an optional
+(``timer/config/checks.py``): a required patch that cannot apply is an error at start-up, an optional
 one a warning. Nothing fails later, in the middle of serving.
 """
 

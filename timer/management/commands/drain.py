@@ -13,7 +13,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from timer.health.policy_store import set_draining
+from ...health.policy_store import set_draining
 
 
 class Command(BaseCommand):

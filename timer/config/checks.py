@@ -1,0 +1,78 @@
+"""System checks: settings that would make a node misbehave, each with how to fix it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+
+from ..server import PATCHES, patching
+from ..server.patching import Patch
+from .loader import ConfigError, load_config
+
+
+@register()
+def check_wstime_settings(app_configs=None, **kwargs) -> list[Error]:
+    """Every WSTIME_* setting parses and is in range (timer.E001)."""
+    try:
+        load_config(os.environ, settings)
+    except ConfigError as exc:
+        return [
+            Error(f"{name} is invalid: {why}.", hint=f"Fix or unset {name}; the README lists "
+                  "every setting with its default.", id="timer.E001")
+            for name, why in exc.problems
+        ]
+    return []
+
+
+@register()
+def check_production_safety(app_configs=None, **kwargs) -> list[Error]:
+    """With DEBUG off, a real SECRET_KEY (timer.E002) and explicit ALLOWED_HOSTS (timer.E003)."""
+    if settings.DEBUG:
+        return []
+    errors = []
+    if getattr(settings, "WSTIME_SECRET_KEY_IS_EPHEMERAL", False) or not settings.SECRET_KEY:
+        errors.append(Error(
+            "DJANGO_SECRET_KEY is not set, so this process signs sessions with a throwaway key "
+            "that dies with it and differs from the other nodes'.",
+            hint="Set DJANGO_SECRET_KEY to the same long random value on every node, e.g. "
+                 "the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'.",
+            id="timer.E002",
+        ))
+    if "*" in settings.ALLOWED_HOSTS:
+        errors.append(Error(
+            "ALLOWED_HOSTS contains '*', which lets any Host header and any browser Origin in.",
+            hint="Set DJANGO_ALLOWED_HOSTS to the comma-separated host names clients use, "
+                 "e.g. DJANGO_ALLOWED_HOSTS=time.example.com,localhost.",
+            id="timer.E003",
+        ))
+    return errors
+
+
+@register()
+def check_server_patches(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """Each patch of daphne/Twisted/autobahn can apply to the installed releases.
+
+    A required one that cannot is an error (timer.E011-E015), an optional one a warning
+    (timer.W011-W012); the message says which release or private name is off.
+    """
+    return server_patch_messages(PATCHES)
+
+
+def server_patch_messages(patches: Iterable[Patch], **kwargs) -> list[CheckMessage]:
+    """The check messages for ``patches`` (``kwargs`` go to :func:`patching.problems`)."""
+    messages: list[CheckMessage] = []
+    for patch in patches:
+        found = patching.problems(patch, **kwargs)
+        if not found:
+            continue
+        kind = Error if patch.required else Warning
+        effect = ("the node would serve without it" if patch.required
+                  else "it is skipped; the node only loses speed")
+        messages.append(kind(
+            f"The server patch {patch.name!r} ({patch.module}) cannot apply: "
+            f"{'; '.join(found)}; {effect}.",
+            hint=patching.hint(patch), id=patch.check_id))
+    return messages

@@ -1,0 +1,1 @@
+"""The node: this process's connections, session store and supervised background tasks."""

@@ -1,0 +1,57 @@
+"""What a node process does once, when its ASGI application is imported."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core import checks
+from django.core.management import call_command
+
+from ..web.static_files import collect_static
+from .node import get_node
+from .shutdown import install_sigterm_drain
+
+logger = logging.getLogger(__name__)
+
+
+def start_when_serving() -> bool:
+    """Under daphne, once its reactor runs: start the node's tasks and the SIGTERM drain.
+
+    The node's sampler, ticker and agent then run from the start, not from the first request.
+    Returns False outside daphne (tests, other servers), where the node starts on first use.
+    """
+    if "daphne.server" not in sys.modules:
+        return False
+    from twisted.internet import reactor
+
+    def on_running() -> None:
+        install_sigterm_drain(reactor)
+        asyncio.get_event_loop().create_task(get_node().ensure_started(), name="wstime:start")
+        # Everything loaded so far (Django, the app, daphne) lives as long as the process:
+        # moving it out of the collector's generations keeps full collections short.
+        gc.collect()
+        gc.freeze()
+
+    # callWhenRunning fires during start-up; callLater(0) lands after the reactor has
+    # installed its own signal handlers, which the drain then replaces.
+    reactor.callWhenRunning(lambda: reactor.callLater(0, on_running))
+    return True
+
+
+def start_process() -> None:
+    """Report failed system checks, prepare the embedded database and static files, name the node."""
+    for message in checks.run_checks():
+        level = logging.ERROR if message.is_serious() else logging.WARNING
+        logger.log(level, "system check %s: %s %s", message.id, message.msg, message.hint or "")
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        # The embedded database belongs to this checkout: create it so that a bare node works.
+        Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        call_command("migrate", interactive=False, verbosity=0)
+    collect_static()  # hashed names for {% static %}; a no-op when the build is current
+    get_node()

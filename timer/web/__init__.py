@@ -1,0 +1,1 @@
+"""The endpoints: the WebSocket consumer, the page, /healthcheck, /metrics and the cluster page."""
