@@ -7,7 +7,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from .config.loader import config
-from .health.policy import SOURCE_DEFAULT_ROW, SOURCE_NODE_ROW, Policy, policy_problems
+from .core.health_policy import SOURCE_DEFAULT_ROW, SOURCE_NODE_ROW, Policy, policy_problems
 
 node_name_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,62}$",

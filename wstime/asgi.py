@@ -16,12 +16,12 @@ django_http = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - needs Django set up first
 
 from timer import server  # noqa: E402
-from timer.node.startup import start_process, start_when_serving  # noqa: E402
 from timer.web import health_views  # noqa: E402
 from timer.web.direct_views import DirectViews  # noqa: E402
 from timer.web.proxy_headers import TrustedProxyHeaders  # noqa: E402
 from timer.web.routing import websocket_application  # noqa: E402
 from timer.web.static_files import CachedStaticFiles  # noqa: E402
+from wstime.startup import start_process, start_when_serving  # noqa: E402
 
 start_process()
 server.install()  # patches that cannot apply are logged, and reported by the system checks

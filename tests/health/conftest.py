@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from timer.config.loader import load_config
+from timer.core.health_policy import Policy
 from timer.health.monitor import HealthMonitor
-from timer.health.policy import Policy
 from timer.health.runtime import install_monitor, settings_policy
 from timer.node.node import Node, get_node, reset_node
 

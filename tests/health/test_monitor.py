@@ -5,10 +5,10 @@ from dataclasses import replace
 import pytest
 
 from tests.health.conftest import FakeClock, table_policy
+from timer.core.health_policy import Policy
 from timer.health.capacity import FROM_POLICY, FROM_SETTING, UNKNOWN, Capacity
 from timer.health.decision import DRAINING, OK, OVERLOADED, STALE
 from timer.health.monitor import FULL_BY_CONNECTIONS, FULL_BY_NETWORK, HealthMonitor
-from timer.health.policy import Policy
 from timer.health.rates import Counters, CounterSample
 
 LINK = Capacity(80_000, FROM_SETTING)  # 10_000 bytes/s fills it

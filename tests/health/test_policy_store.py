@@ -6,8 +6,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.health.conftest import table_policy
+from timer.core.health_policy import SOURCE_DEFAULT_ROW, SOURCE_SETTINGS
 from timer.health.monitor import HealthMonitor
-from timer.health.policy import SOURCE_DEFAULT_ROW, SOURCE_SETTINGS
 from timer.health.policy_store import database_state, load_policy, refresh_forever
 from timer.models import HealthPolicy
 

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from localcluster.cluster import data_dir_env
 from localcluster.processes import start_node, wait_for
-from tests.test_monitoring import dashboard_expressions, metric_names, rule_expressions
+from tests.node.test_monitoring import dashboard_expressions, metric_names, rule_expressions
 
 pytestmark = pytest.mark.integration
 

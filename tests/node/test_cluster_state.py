@@ -133,3 +133,15 @@ async def test_health_json_and_metrics__rebalancing_off_without_redis(node):
 def test_ttl_for__ten_intervals_at_least_five_seconds():
     """Publisher and readers agree on how long a silent node stays listed."""
     assert (ttl_for(1.0), ttl_for(0.25), ttl_for(2.0)) == (10.0, 5.0, 20.0)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_node_state__draining_as_soon_as_the_policy_drains(node):
+    """A policy drain is published as draining (the page's undo) before the governor starts it."""
+    from dataclasses import replace
+
+    monitor = get_monitor()
+    monitor.policy = replace(monitor.policy, draining=True)
+    state = node_state(node)
+    assert not node.draining  # the governor has not run yet
+    assert state.status == "draining" and state.draining and not state.accepting

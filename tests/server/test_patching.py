@@ -8,8 +8,8 @@ import logging
 import pytest
 from django.core.checks import Error, Warning
 
-from timer.config.checks import check_server_patches, server_patch_messages
 from timer.server import PATCHES, close_frames, patching
+from timer.server.checks import check_server_patches, server_patch_messages
 from timer.server.patching import Patch, apply, assigned_in, attribute, key_in, parameter, problems
 
 BY_NAME = {patch.name: patch for patch in PATCHES}

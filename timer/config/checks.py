@@ -1,15 +1,15 @@
-"""System checks: settings that would make a node misbehave, each with how to fix it."""
+"""System checks: settings that would make a node misbehave, each with how to fix it.
+
+The server patches have theirs in :mod:`timer.server.checks`.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import Error, register
 
-from ..server import PATCHES, patching
-from ..server.patching import Patch
 from .loader import ConfigError, load_config
 
 
@@ -49,30 +49,3 @@ def check_production_safety(app_configs=None, **kwargs) -> list[Error]:
             id="timer.E003",
         ))
     return errors
-
-
-@register()
-def check_server_patches(app_configs=None, **kwargs) -> list[CheckMessage]:
-    """Each patch of daphne/Twisted/autobahn can apply to the installed releases.
-
-    A required one that cannot is an error (timer.E011-E015), an optional one a warning
-    (timer.W011-W012); the message says which release or private name is off.
-    """
-    return server_patch_messages(PATCHES)
-
-
-def server_patch_messages(patches: Iterable[Patch], **kwargs) -> list[CheckMessage]:
-    """The check messages for ``patches`` (``kwargs`` go to :func:`patching.problems`)."""
-    messages: list[CheckMessage] = []
-    for patch in patches:
-        found = patching.problems(patch, **kwargs)
-        if not found:
-            continue
-        kind = Error if patch.required else Warning
-        effect = ("the node would serve without it" if patch.required
-                  else "it is skipped; the node only loses speed")
-        messages.append(kind(
-            f"The server patch {patch.name!r} ({patch.module}) cannot apply: "
-            f"{'; '.join(found)}; {effect}.",
-            hint=patching.hint(patch), id=patch.check_id))
-    return messages

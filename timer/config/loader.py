@@ -169,10 +169,13 @@ def _log_level(raw: Any) -> str:
     return text
 
 
+LOG_FORMATS = ("text", "json")  # timer.config.logs builds a formatter for each
+
+
 def _log_format(raw: Any) -> str:
     text = str(raw).strip().lower()
-    if text not in {"text", "json"}:
-        raise ValueError(f"expected text or json, got {raw!r}")
+    if text not in LOG_FORMATS:
+        raise ValueError(f"expected {' or '.join(LOG_FORMATS)}, got {raw!r}")
     return text
 
 

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.health_policy import Policy
 from .capacity import UNKNOWN, Capacity, effective_capacity
 from .decision import OK, stale_after, still_full, verdict
-from .policy import Policy
 from .rates import CounterSample, interval_rate
 from .window import MovingAverage
 

@@ -25,8 +25,8 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from ..config.loader import config
+from ..core.health_policy import Policy, resolve_policy
 from .monitor import HealthMonitor
-from .policy import Policy, resolve_policy
 from .runtime import get_monitor, settings_policy
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 _database_readable: bool | None = None
 # The type of the error that made the last policy read fail, if it was not a database error.
 _policy_error: str | None = None
+# The node whose policy this process's monitor holds, named by its refresh task when it starts.
+_serving_node: str | None = None
 
 
 def database_state() -> str:
@@ -58,7 +60,8 @@ def load_policy(node_name: str, settings: Policy) -> Policy:
 
 async def refresh_forever(monitor: HealthMonitor, node_name: str, every: float) -> None:
     """Reload the policy into ``monitor`` now and then every ``every`` seconds, until cancelled."""
-    global _database_readable, _policy_error
+    global _database_readable, _policy_error, _serving_node
+    _serving_node = node_name
     load = database_sync_to_async(load_policy)
     failing = False
     while True:
@@ -145,11 +148,14 @@ def set_draining(node: str, draining: bool, *,
 
 
 def reload_here() -> None:
-    """Load the policy into this process's monitor now (after an edit made in this process)."""
-    from ..node.node import get_node  # the node module starts the sampler, which imports this one
+    """Load the policy into this process's monitor now (after an edit made in this process).
 
+    Only where a node serves: a process that runs no node (``manage.py``) has no policy to apply.
+    """
+    if _serving_node is None:
+        return
     try:
-        get_monitor().policy = load_policy(get_node().name, settings_policy(config()))
+        get_monitor().policy = load_policy(_serving_node, settings_policy(config()))
     except DatabaseError:
         logger.warning("could not reload the health policy after an edit; the sampler will",
                        exc_info=True)

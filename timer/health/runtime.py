@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..config.loader import Config, config
+from ..core.health_policy import SOURCE_SETTINGS, Policy
 from .monitor import HealthMonitor
-from .policy import SOURCE_SETTINGS, Policy
 
 
 def settings_policy(cfg: Config) -> Policy:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import psutil
 
@@ -19,10 +18,6 @@ from .capacity import Capacity, link_capacity, select_interfaces
 from .monitor import HealthMonitor
 from .policy_store import refresh_forever
 from .rates import CounterSample, counters_from_psutil
-from .runtime import get_monitor
-
-if TYPE_CHECKING:
-    from ..node.node import Node
 
 logger = logging.getLogger(__name__)
 
@@ -42,20 +37,6 @@ class Sampler:
         self.connections = connections
         self._measuring: tuple[tuple[str, ...], Capacity] | None = None
         self._status = ""
-
-    @classmethod
-    def for_node(cls, node: Node) -> Sampler:
-        """Return the sampler of ``node``'s process, bound to the process's monitor."""
-        cfg = node.config
-        return cls(
-            get_monitor(),
-            node_name=node.name,
-            interval=cfg.sample_interval,
-            interfaces=cfg.net_interfaces,
-            link_capacity=cfg.link_capacity,
-            policy_every=cfg.policy_cache_seconds,
-            connections=lambda: len(node.hub) if node.hub is not None else 0,
-        )
 
     async def run(self) -> None:
         """Sample and reload the policy until cancelled; if sampling fails, both restart.

@@ -22,9 +22,8 @@ from redis.exceptions import RedisError
 from ..config.version import version
 from ..core.close_codes import CLOSE_SERVICE_RESTART
 from ..core.rebalance import OFF, UNKNOWN, Decision, NodeLoad, Rebalancer
-from ..health.decision import DRAINING, STALE
-from ..health.runtime import get_monitor
-from .agent import agent_reply
+from ..health.decision import DRAINING
+from ..sessions.store import store_state
 from .cluster_state import ClusterState, NodeState, ttl_for
 
 if TYPE_CHECKING:
@@ -57,31 +56,24 @@ class RebalanceStats:
 
 def node_state(node: Node, *, rebalance: RebalanceStats | None = None) -> NodeState:
     """This node's state right now, from the same report as ``/healthcheck`` and the agent."""
-    monitor = get_monitor()
-    connections = len(node.hub) if node.hub is not None else 0
-    report = monitor.report(monitor.clock(), connections, draining=node.draining)
-    reply = agent_reply(report, draining=report.status == DRAINING, stale=report.status == STALE)
-    store: Any = node.store
+    report = node.health_report()
+    connections = report.connections
+    reply = node.agent_reply()
     return NodeState(
         name=node.name, version=version(), status=report.status, reason=report.reason,
         connections=connections, max_connections=report.max_connections, usage=report.usage,
         threshold=report.threshold, recovery_level=report.recovery_level,
         capacity_bits_per_second=report.capacity_bits_per_second,
-        sampler_age=report.sampler_age, draining=node.draining, accepting=report.healthy,
+        # The report drains as soon as the policy does, before the governor starts the drain.
+        sampler_age=report.sampler_age, draining=report.status == DRAINING,
+        accepting=report.healthy,
         spare_percent=int(match[1]) if (match := WEIGHT.search(reply)) else 0,
-        redis=_store_state(store),
+        redis=store_state(node.store),
         started_at=node.started_at,
         rebalance_state=rebalance.state if rebalance else "",
         rebalance_share=rebalance.share if rebalance else None,
         rebalance_moved=rebalance.moved if rebalance else 0,
     )
-
-
-def _store_state(store: Any) -> str:
-    """As the health JSON's ``shared.redis``: up, down or not configured."""
-    if store is None or not store.shared:
-        return "not configured"
-    return "up" if getattr(store, "available", True) else "down"
 
 
 def node_load(state: NodeState, *, stale_after: float) -> NodeLoad:

@@ -4,7 +4,7 @@ daphne stops its reactor on SIGTERM straight away, dropping every socket without
 (clients see 1006). Once the reactor runs, this replaces that handler: the first SIGTERM starts a
 drain (:meth:`timer.node.node.Node.start_drain`) and stops the reactor when it is done, or at
 ``WSTIME_DRAIN_DEADLINE`` at the latest; a second SIGTERM stops at once. SIGINT (Ctrl-C) keeps
-daphne's immediate stop. :mod:`timer.node.startup` installs it when daphne's reactor starts.
+daphne's immediate stop. :mod:`wstime.startup` installs it when daphne's reactor starts.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ class MemorySessionStore:
     """Records in a dict, each forgotten ``ttl`` seconds after it was last written."""
 
     shared = False
+    available = True  # memory never fails a call
+    errors = 0
+    refused_writes = 0  # closes are exact and never race another node here
+    pending_closes = 0  # nothing is ever held back
 
     def __init__(self, *, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
@@ -78,6 +82,9 @@ class MemorySessionStore:
     async def close_many(self, entries: Iterable[tuple[str, str, int]]) -> None:
         for client_id, token, last_n in entries:
             await self.close(client_id, token, last_n)
+
+    async def flush_pending(self) -> int:
+        return 0
 
     async def aclose(self) -> None:
         self._records.clear()

@@ -31,6 +31,13 @@ class SessionStore(Protocol):
     """
 
     shared: bool  # True when other nodes see the same sessions; the hub then enforces leases
+    available: bool  # False while a shared store's last call failed (always True in memory)
+    errors: int  # failed calls since start, for /metrics
+    refused_writes: int  # closes and write-backs refused: a newer record held the session
+
+    @property
+    def pending_closes(self) -> int:
+        """Closes held back by an outage, waiting to be written."""
 
     async def open(self, client_id: str, token: str, *, last_seen: int = -1) -> Opening:
         """Claim the session for connection ``token``; the claim stores ``Opening.last_n``.
@@ -53,5 +60,18 @@ class SessionStore(Protocol):
     async def close_many(self, entries: list[tuple[str, str, int]]) -> None:
         """:meth:`close` for several connections at once (a drain's batch)."""
 
+    async def flush_pending(self) -> int:
+        """Write back the closes an outage held back; return how many went."""
+
+    def expire(self) -> int:
+        """Forget expired sessions from this process's memory; return how many went."""
+
     async def aclose(self) -> None:
         """Release the store's resources."""
+
+
+def store_state(store: SessionStore | None) -> str:
+    """The shared store as the health JSON and the cluster page show it."""
+    if store is None or not store.shared:
+        return "not configured"
+    return "up" if store.available else "down"

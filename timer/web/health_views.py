@@ -21,6 +21,7 @@ from ..health.runtime import get_monitor
 from ..node.cluster_task import RebalanceStats
 from ..node.node import Node, get_node
 from ..node.supervise import TaskState
+from ..sessions.store import store_state
 
 HTTP_OK = 200  # room for new connections
 HTTP_UNAVAILABLE = 503  # no new connections please: full, draining, or the sampler is stale
@@ -35,14 +36,12 @@ async def healthcheck(request: HttpRequest) -> HttpResponse:
     """Answer 200 ``ok`` while this node has room for new connections, else 503 and why."""
     node = get_node()
     await node.ensure_started()  # cheap after the first call; starts the sampler
-    monitor = get_monitor()
-    report = monitor.report(monitor.clock(), len(node.hub) if node.hub is not None else 0,
-                            draining=node.draining)  # SIGTERM or manage.py drain
+    report = node.health_report()  # draining: SIGTERM or manage.py drain
     status = HTTP_OK if report.healthy else HTTP_UNAVAILABLE
     if status == HTTP_UNAVAILABLE:
         node.counters.health_unavailable += 1
     if request.GET.get("format") == "json" or request.get_preferred_type([TEXT, JSON]) == JSON:
-        return JsonResponse(health_json(node, report, stale_after=monitor.stale_after),
+        return JsonResponse(health_json(node, report, stale_after=get_monitor().stale_after),
                             status=status)
     return HttpResponse(report.reason, status=status, content_type=f"{TEXT}; charset=utf-8")
 
@@ -75,7 +74,7 @@ def health_json(node: Node, report: Report, *, stale_after: float) -> dict[str, 
         "stale_after_seconds": stale_after,
         "policy_source": report.policy_source,
         "policy_error": policy_error(),
-        "shared": {"redis": _redis_state(node), "database": database_state()},
+        "shared": {"redis": store_state(node.store), "database": database_state()},
         "tasks": [_task_json(state) for state in node.tasks],
         "rebalance": (node.cluster.stats if node.cluster else RebalanceStats(False)).as_json(),
     }
@@ -84,13 +83,6 @@ def health_json(node: Node, report: Report, *, stale_after: float) -> dict[str, 
 def _task_json(state: TaskState) -> dict[str, Any]:
     return {"name": state.name, "running": state.running, "restarts": state.restarts,
             "last_error": state.last_error or None, "crash_looping": state.crash_looping}
-
-
-def _redis_state(node: Node) -> str:
-    store: Any = node.store
-    if store is None or not store.shared:
-        return "not configured"
-    return "up" if getattr(store, "available", True) else "down"
 
 
 def _rounded(value: float | None) -> float | None:

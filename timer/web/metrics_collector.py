@@ -16,7 +16,6 @@ from prometheus_client.registry import Collector
 
 from ..config.loader import Config
 from ..core.rebalance import STATES
-from ..health.runtime import get_monitor
 from ..node.cluster_task import RebalanceStats
 from ..node.node import Node, get_node
 
@@ -55,7 +54,6 @@ class NodeCollector(Collector):
                                        labels=[*labels, "kind"])
         sessions.add_metric([node.name, "new"], counters.sessions_new)
         sessions.add_metric([node.name, "resumed"], counters.sessions_resumed)
-        sessions.add_metric([node.name, "unstored"], counters.sessions_unstored)
         yield sessions
         yield _counter("wstime_takeovers", "Connections closed because a newer one took over.",
                        node.name, counters.takeovers)
@@ -79,22 +77,20 @@ class NodeCollector(Collector):
         yield from self._rebalance(node)
         store = node.store
         yield _counter("wstime_redis_errors", "Failed Redis calls of the session store.",
-                       node.name, getattr(store, "errors", 0))
+                       node.name, store.errors if store is not None else 0)
         yield _counter("wstime_session_writes_refused",
                        "Closes and write-backs Redis refused: a newer connection held the "
                        "session at an equal or higher count.", node.name,
-                       getattr(store, "refused_writes", 0))
+                       store.refused_writes if store is not None else 0)
         yield _gauge("wstime_session_closes_held",
                      "Closes held back by a Redis outage, waiting to be written.", node.name,
-                     getattr(store, "pending_closes", 0))
+                     store.pending_closes if store is not None else 0)
         yield _gauge("wstime_redis_up", "1 while the shared session store answers.", node.name,
-                     1 if store is not None and getattr(store, "available", False) else 0)
+                     1 if store is not None and store.shared and store.available else 0)
         yield from self._tasks(node)
 
     def _health(self, node: Node) -> Iterator:
-        monitor = get_monitor()
-        report = monitor.report(monitor.clock(), len(node.hub) if node.hub is not None else 0,
-                                draining=node.draining)
+        report = node.health_report()
         if report.usage is not None:
             yield _gauge("wstime_network_usage", "Average network usage over the window (0-1).",
                          node.name, report.usage)

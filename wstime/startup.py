@@ -6,15 +6,14 @@ import asyncio
 import gc
 import logging
 import sys
-from pathlib import Path
 
 from django.conf import settings
 from django.core import checks
 from django.core.management import call_command
 
-from ..web.static_files import collect_static
-from .node import get_node
-from .shutdown import install_sigterm_drain
+from timer.node.node import get_node
+from timer.node.shutdown import install_sigterm_drain
+from timer.web.static_files import collect_static
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +49,8 @@ def start_process() -> None:
         logger.log(level, "system check %s: %s %s", message.id, message.msg, message.hint or "")
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
-        # The embedded database belongs to this checkout: create it so that a bare node works.
-        Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+        # The embedded database belongs to this checkout (settings made its folder): create
+        # its tables so that a bare node works.
         call_command("migrate", interactive=False, verbosity=0)
     collect_static()  # hashed names for {% static %}; a no-op when the build is current
     get_node()

@@ -3,7 +3,7 @@
 import pytest
 
 from tests.health.conftest import table_policy
-from timer.health.policy import Policy, policy_problems, resolve_policy
+from timer.core.health_policy import Policy, policy_problems, resolve_policy
 
 
 def problems(threshold=0.6, recovery_margin=0.05, window=10.0, capacity=None,
