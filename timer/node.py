@@ -11,6 +11,7 @@ loop (daphne has no ASGI lifespan), each supervised so that a dead one is logged
   one Redis transaction and writes back what an outage held up.
 - ``sampler``: measures network usage for the health check (:mod:`timer.health`).
 - ``governor``: follows the health policy's draining flag and sheds load when overloaded.
+- ``loop-lag``: records how late the event loop wakes a sleeper (:mod:`timer.loop_lag`).
 - ``agent``: answers HAProxy's agent check, when ``WSTIME_AGENT_PORT`` is set.
 - ``cluster``: with a shared store, publishes this node's state, reads the cluster's and moves
   connections off this node when it holds clearly more than its share (:mod:`timer.cluster_task`).
@@ -48,6 +49,7 @@ from .health.decision import DRAINING, STALE
 from .health.runtime import get_monitor
 from .health.sampler import Sampler
 from .hub import Connection, Hub
+from .loop_lag import LagRecord, watch
 from .names import random_name
 from .reservations import Reservations
 from .sessions.memory import MemorySessionStore
@@ -119,6 +121,7 @@ class Node:
         # before its first await, and the inbox marks one that another node took over.
         self.reservations = Reservations()
         self.cluster: ClusterTask | None = None  # with a shared store only
+        self.loop_lag = LagRecord()
 
     # --- life cycle
 
@@ -158,6 +161,7 @@ class Node:
         self.tasks.append(supervise.supervise("housekeeping", self._run_housekeeping))
         self.tasks.append(supervise.supervise("sampler", Sampler.for_node(self).run))
         self.tasks.append(supervise.supervise("governor", self._run_governor))
+        self.tasks.append(supervise.supervise("loop-lag", lambda: watch(self.loop_lag)))
         if cfg.redis_url:
             self.cluster = ClusterTask(self)
             self.tasks.append(supervise.supervise("cluster", self.cluster.run))
