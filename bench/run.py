@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--storm-survivor-clients", type=int, default=None,
                         help="the survivor's own clients, ticking through the storm (1000)")
     parser.add_argument("--storm-observe", type=float, default=None,
-                        help="seconds of storm watched after the kill (12)")
+                        help="seconds of storm watched after the kill (20)")
     parser.add_argument("--servers", type=_servers, default=list(KINDS),
                         help=f"servers of the capacity curve (default {','.join(KINDS)})")
     parser.add_argument("--skip-node", action="store_true",
@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.storm_clients = args.storm_clients or quick.get("storm_clients") or 5000
     args.storm_survivor_clients = (args.storm_survivor_clients
                                    or quick.get("storm_survivor_clients") or 1000)
-    args.storm_observe = args.storm_observe or quick.get("storm_observe") or 12.0
+    args.storm_observe = args.storm_observe or quick.get("storm_observe") or 20.0
     if max(args.sizes + [args.failover_clients, args.storm_clients,
                          args.storm_survivor_clients]) > MAX_CONNECTIONS:
         parser.error(f"at most {MAX_CONNECTIONS:,} connections")

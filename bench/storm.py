@@ -2,8 +2,8 @@
 
 Redis, two wstime nodes and HAProxy. The survivor first gets ``survivor_clients`` of its own,
 connected to it directly, which keep ticking throughout; then ``clients`` connect directly to
-the victim, so that all of them are on it. Once every session has a checkpoint, the victim is
-killed (``kill -9``) and its clients reconnect *through HAProxy* like the page (full-jitter
+the victim (which does not rebalance), so that all of them are on it. Once every session has a
+checkpoint, the victim is killed (``kill -9``) and its clients reconnect *through HAProxy* like the page (full-jitter
 backoff, silence timeout, reconnect hints), all of them onto the survivor. During the storm the
 survivor's ``/healthcheck`` is timed about 20 times a second, its own event-loop lag is read
 from two scrapes of its ``wstime_event_loop_lag_seconds`` histogram, and its CPU sampled; with
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from localcluster.processes import LOOPBACK, http_get, start_haproxy, start_redis
+from timer.close_codes import CLOSE_SESSION_TAKEN_OVER
 from timer.loop_lag import bucket_percentile
 
 from . import profile
@@ -33,7 +34,7 @@ from .loadgen import LoadGenerator, LoadSpec, default_workers
 from .probes import HttpProber, MachineSampler, ProcessSampler
 from .scenarios import Options, _data_dir, _metrics, _sampling, _sleep_until, _started, log_problems
 from .servers import Server, start_wstime
-from .stats import percentile, recovery_figures, resume_kinds, to_ms
+from .stats import Recovery, percentile, recovery_figures, resume_kinds, to_ms
 
 logger = logging.getLogger(__name__)
 
@@ -108,16 +109,47 @@ def counter_growth(before: dict[str, float] | None, after: dict[str, float] | No
             if sample.startswith(tuple(names)) and value != before.get(sample, 0.0)}
 
 
+def refused_for_good(found: Sequence[Recovery]) -> dict[str, int]:
+    """Clients the page would have lost, by why: closed with 4001 (the page stops there), or no
+    frame by the end of the observation (by the failure of their last attempt)."""
+    why: Counter[str] = Counter()
+    for r in found:
+        if f"closed-{CLOSE_SESSION_TAKEN_OVER}" in r.failures:
+            why[f"closed-{CLOSE_SESSION_TAKEN_OVER}"] += 1
+        elif r.reconnect_s is None:
+            why[r.failures[-1] if r.failures else "no failed attempt"] += 1
+    return dict(why)
+
+
+_SERVER_CHANGE = re.compile(r"(Server|backend) \S+ (is|has) ", re.IGNORECASE)
+
+
+_LEVEL = re.compile(r"^\[[A-Z]+\]\s+\(\d+\)\s*:\s*")
+
+
+def server_changes(log: str, *, top: int = 20) -> list[str]:
+    """HAProxy's log lines that mark a server (or a backend) up or down, the first ``top``.
+
+    HAProxy writes each both to stderr (``[WARNING]  (pid) : ...``) and to its log (stdout);
+    each is kept once.
+    """
+    found = dict.fromkeys(_LEVEL.sub("", line.strip())[:200] for line in log.splitlines()
+                          if _SERVER_CHANGE.search(line))
+    return list(found)[:top]
+
+
 def storm(clients: int, survivor_clients: int, options: Options, *,
-          observe: float = 12.0) -> dict[str, Any]:
+          observe: float = 20.0) -> dict[str, Any]:
     """Kill the node holding ``clients`` while the survivor holds ``survivor_clients``."""
     with contextlib.ExitStack() as stack:
         redis = stack.enter_context(_started(start_redis))
         data_dir = Path(stack.enter_context(_data_dir()))
+        # The victim does not rebalance: it would move its clients to the survivor before the
+        # kill, and the storm is of all of them at once.
         nodes = {name: stack.enter_context(_started(
                      start_wstime, name=name, interval=options.interval,
-                     redis_url=redis.extra["url"], data_dir=data_dir))
-                 for name in (SURVIVOR, VICTIM)}
+                     redis_url=redis.extra["url"], data_dir=data_dir, env=env))
+                 for name, env in ((SURVIVOR, {}), (VICTIM, {"WSTIME_REBALANCE_ENABLED": "false"}))}
         survivor, victim = nodes[SURVIVOR], nodes[VICTIM]
         haproxy = stack.enter_context(_started(
             start_haproxy, [survivor.ws_port, victim.ws_port]))
@@ -144,6 +176,7 @@ def storm(clients: int, survivor_clients: int, options: Options, *,
             id_prefix=f"{options.run_id}-storm", reconnect=True,
             silence=3.5 * options.interval, max_duration=lives)))
         started = load.start()
+        clients_cpu = stack.enter_context(_sampling(ProcessSampler(own.pids + load.pids)))
         ramp = load.wait_ramped(timeout=clients / options.rate + options.open_timeout + 60)
         # Two intervals and more: every session has a checkpoint in Redis before the kill.
         steady = max(time.monotonic(), ramp.resolved_at) + options.settle + 2 * options.interval
@@ -163,7 +196,8 @@ def storm(clients: int, survivor_clients: int, options: Options, *,
         counters_after = _metrics(survivor)
         after = {"survivor's own": dict(own.census()), "victim's": dict(load.census())}
         own_outcome = own.stop(window=(kill_time, storm_end))
-        outcome = load.stop(window=(steady, kill_time), killed_node=VICTIM, kill_time=kill_time)
+        outcome = load.stop(window=(kill_time, storm_end), killed_node=VICTIM,
+                            kill_time=kill_time)
         recovery = recovery_figures(outcome.recoveries, within=WITHIN_S)
         recovery["reconnect_p90_ms"] = to_ms(percentile(
             [r.reconnect_s if r.reconnect_s is not None else math.inf
@@ -184,9 +218,7 @@ def storm(clients: int, survivor_clients: int, options: Options, *,
             "after": after,
             "recovery": recovery,
             "resume_kinds": resume_kinds(outcome.recoveries),
-            "refused_for_good": dict(Counter(
-                (r.failures[-1] if r.failures else "no failed attempt")
-                for r in outcome.recoveries if r.reconnect_s is None)),
+            "refused_for_good": refused_for_good(outcome.recoveries),
             "survivor_health": {"before_kill": health.figures(steady, kill_time),
                                 "storm": health.figures(*window)},
             "survivor_loop_lag": {"before_kill": lag_figures(lag_steady, lag_before),
@@ -197,10 +229,17 @@ def storm(clients: int, survivor_clients: int, options: Options, *,
             "survivor_cpu_before_kill_pct": cpu["survivor"].figures(steady, kill_time)["cpu_pct"],
             "redis_cpu_pct": cpu["redis"].figures(*window)["cpu_pct"],
             "haproxy_cpu_pct": cpu["haproxy"].figures(*window)["cpu_pct"],
+            "loadgen_cpu_pct": clients_cpu.figures(*window)["cpu_pct"],
+            # The load generators' own event-loop lag in the storm: when high, the clients, not
+            # the survivor, were slow to reconnect and to read their frames.
+            "client_loop_lag_p99_ms": {
+                "survivor's own": own_outcome.tally.figures()["client_loop_lag_p99_ms"],
+                "victim's": outcome.tally.figures()["client_loop_lag_p99_ms"]},
             "machine_busy_pct": machine.busy_pct(*window),
             "survivor_counters": counter_growth(counters_before, counters_after),
             "log_problems": {name: log_problems(node.managed.log())
                              for name, node in nodes.items()},
+            "haproxy_server_changes": server_changes(haproxy.log()),
         }
         if summary is not None:
             result["profile"] = summary

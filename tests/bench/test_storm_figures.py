@@ -9,7 +9,13 @@ import pytest
 
 from bench import report
 from bench.stats import Recovery, resume_kinds
-from bench.storm import counter_growth, lag_buckets, lag_figures
+from bench.storm import (
+    counter_growth,
+    lag_buckets,
+    lag_figures,
+    refused_for_good,
+    server_changes,
+)
 
 METRICS = """\
 # HELP wstime_event_loop_lag_seconds How late the event loop woke a task sleeping 50 ms.
@@ -75,6 +81,34 @@ def test_resume_kinds__first_count_after_the_kill_against_the_last(last_n, first
     """+1 or +2 is resumed; a count seen already is repeated; 0 again is a reset."""
     kinds = resume_kinds([_recovery(last_n, first_n)])
     assert kinds[kind] == 1 and sum(kinds.values()) == 1
+
+
+def test_refused_for_good__4001_or_no_frame_by_the_end():
+    """A 4001 loses the client (the page stops), even if a frame came; so does no frame."""
+    found = [
+        Recovery(last_n=5, reconnect_s=1.0, first_n=6, attempts=1, reopened_at=0.5),
+        Recovery(last_n=5, reconnect_s=2.0, first_n=6, attempts=2, reopened_at=1.5,
+                 failures=("closed-4001",)),
+        Recovery(last_n=5, reconnect_s=None, first_n=None, attempts=3, reopened_at=None,
+                 failures=("http-502", "timeout")),
+        Recovery(last_n=5, reconnect_s=None, first_n=None, attempts=0, reopened_at=None),
+    ]
+    assert refused_for_good(found) == {"closed-4001": 1, "timeout": 1, "no failed attempt": 1}
+
+
+def test_server_changes__haproxy_up_and_down_lines_only():
+    """Server changes and a backend left with no server are kept once each; requests are not."""
+    log = ("[WARNING]  (7) : Server wstime_nodes/node2 is DOWN, reason: Layer4 connection "
+           "problem, info: \"Connection refused\", check duration: 0ms.\n"
+           "127.0.0.1:5000 [28/Nov/2026:10:00:00.000] wstime wstime_nodes/node1 0/0/1/2/3 101\n"
+           "Server wstime_nodes/node2 is DOWN, reason: Layer4 connection problem, info: "
+           "\"Connection refused\", check duration: 0ms.\n"
+           "[ALERT]    (7) : backend 'wstime_nodes' has no server available!\n")
+    assert server_changes(log) == [
+        "Server wstime_nodes/node2 is DOWN, reason: Layer4 connection problem, info: "
+        "\"Connection refused\", check duration: 0ms.",
+        "backend 'wstime_nodes' has no server available!",
+    ]
 
 
 STORM = {
