@@ -267,10 +267,7 @@ def _render_failover(failover: dict[str, Any], plots: dict[str, str]) -> list[st
         "Time from the kill to each affected client's next frame:",
         "",
         *_plot_link(plots, "failover", "time from the kill to the next frame"),
-        "| " + " | ".join(recovery["histogram"]) + " |",
-        "|" + "---|" * len(recovery["histogram"]),
-        "| " + " | ".join(f"{n:,}" for n in recovery["histogram"].values()) + " |",
-        "",
+        *_histogram_table(recovery["histogram"]),
     ]
     return lines
 
@@ -311,10 +308,7 @@ def _render_storm(storm: dict[str, Any], plots: dict[str, str]) -> list[str]:
         "Time from the kill to each client's next frame:",
         "",
         *_plot_link(plots, "storm", "time from the kill to the next frame, storm"),
-        "| " + " | ".join(recovery["histogram"]) + " |",
-        "|" + "---|" * len(recovery["histogram"]),
-        "| " + " | ".join(f"{n:,}" for n in recovery["histogram"].values()) + " |",
-        "",
+        *_histogram_table(recovery["histogram"]),
         f"Clients the page would have lost (closed with 4001, where it stops; or no frame "
         f"within the {storm['observe_s']:g} s watched, by their last attempt's failure): "
         f"{refused}.",
@@ -372,6 +366,12 @@ def _lag(lag: dict[str, Any]) -> str:
         return "–"
     top = _fmt(lag["max_ms"]) if not lag.get("over_last_bound") else "> 10,000"
     return f"{_fmt(lag['p50_ms'])} / {_fmt(lag['p99_ms'])} / {top}"
+
+
+def _histogram_table(histogram: dict[str, int]) -> list[str]:
+    """One row of clients per bucket of time from the kill to the next frame."""
+    return ["| " + " | ".join(histogram) + " |", "|" + "---|" * len(histogram),
+            "| " + " | ".join(f"{n:,}" for n in histogram.values()) + " |", ""]
 
 
 def _plot_link(plots: dict[str, str], kind: str, caption: str) -> list[str]:

@@ -32,7 +32,16 @@ from timer.loop_lag import bucket_percentile
 from . import profile
 from .loadgen import LoadGenerator, LoadSpec, default_workers
 from .probes import HttpProber, MachineSampler, ProcessSampler
-from .scenarios import Options, _data_dir, _metrics, _sampling, _sleep_until, _started, log_problems
+from .scenarios import (
+    Options,
+    _data_dir,
+    _metrics,
+    _record,
+    _sampling,
+    _sleep_until,
+    _started,
+    log_problems,
+)
 from .servers import Server, start_wstime
 from .stats import Recovery, percentile, recovery_figures, resume_kinds, to_ms
 
@@ -257,9 +266,4 @@ def _lag_scrape(server: Server) -> tuple[list[tuple[float, float]], float]:
 def _start_profile(server: Server, options: Options):
     if options.profile_dir is None:
         return None
-    out = options.profile_dir / f"{options.run_id}-storm-survivor.folded"
-    process = profile.start_recording(server.pid, out=out)
-    if process is None:
-        logger.warning("py-spy is not installed: no profile (pip install -e '.[bench]')")
-        return None
-    return process, out
+    return _record(server.pid, options.profile_dir / f"{options.run_id}-storm-survivor.folded")
