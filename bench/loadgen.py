@@ -12,7 +12,8 @@ per client that was on the killed node.
 Limits, by design: loopback addresses only; at most :data:`MAX_CONNECTIONS` connections; every
 worker ends by itself ``max_duration`` seconds after its start, whatever the orchestrator does.
 Clients send nothing after the handshake and offer no permessage-deflate. With ``reconnect``
-on, a client behaves like the browser page: it reconnects after a close or ``silence`` seconds
+on, a client behaves like the browser page (its first attempt to ``url``, the later ones to
+``reconnect_url`` when set): it reconnects after a close or ``silence`` seconds
 without a frame, after the close's reconnect hint when it carries one (1012, 1013), else after
 a full-jitter backoff delay (``bench.stats.full_jitter_delay``), and counts its retries from 0
 again after a connection that lasted 10 s.
@@ -68,14 +69,19 @@ class LoadSpec:
     id_prefix: str = "bench"
     open_timeout: float = 10.0
     reconnect: bool = False
+    # With reconnect: where the attempts after the first go (None: ``url``), as a client that
+    # first landed on one node and comes back through the load balancer.
+    reconnect_url: str | None = None
     silence: float | None = None  # with reconnect: close after this long without a frame
     max_duration: float = 600.0
     seed: int = 0
 
     def validate(self) -> None:
-        host = urlsplit(self.url).hostname or ""
-        if host not in LOOPBACK_HOSTS:
-            raise LoadError(f"refusing to load {host!r}: the load generator targets loopback only")
+        for url in (self.url, self.reconnect_url or self.url):
+            host = urlsplit(url).hostname or ""
+            if host not in LOOPBACK_HOSTS:
+                raise LoadError(f"refusing to load {host!r}: the load generator targets "
+                                "loopback only")
         if not 0 < self.connections <= MAX_CONNECTIONS:
             raise LoadError(f"connections must be in 1..{MAX_CONNECTIONS}, got {self.connections}")
         if self.rate <= 0 or self.interval <= 0 or self.max_duration <= 0:
@@ -358,9 +364,12 @@ class _Worker:
         loop = asyncio.get_running_loop()
         spec = self.spec
         uri = parse_uri(f"{spec.url}?id={spec.id_prefix}-{i}")
+        again = parse_uri(f"{spec.reconnect_url or spec.url}?id={spec.id_prefix}-{i}")
         attempts = self.clients[i]
         retries = 0
         while not self.stopping:
+            if attempts:
+                uri = again
             attempt = Attempt(started=loop.time())
             attempts.append(attempt)
             if len(attempts) == 1:

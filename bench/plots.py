@@ -1,8 +1,8 @@
 """PNG plots of a benchmark run, written next to its JSON and linked from its Markdown.
 
 ``capacity``: CPU and memory per connection against N, one line per server (wstime beside the
-baselines). ``failover``: when the clients of the killed node got their next frame. Reads the
-run's JSON only, so ``python -m bench.run --render`` draws an old run again.
+baselines). ``failover`` and ``storm``: when the clients of the killed node got their next
+frame. Reads the run's JSON only, so ``python -m bench.run --render`` draws an old run again.
 """
 
 from __future__ import annotations
@@ -73,7 +73,20 @@ def plot_failover(result: dict[str, Any], path: Path) -> Path | None:
     failover = result.get("failover")
     if not failover:
         return None
-    recovery = failover["recovery"]
+    return _plot_recovery(failover["recovery"], "Failover", path)
+
+
+def plot_storm(result: dict[str, Any], path: Path) -> Path | None:
+    """Write the storm's time-to-resume distribution to ``path``; None without a storm."""
+    storm = result.get("storm")
+    if not storm:
+        return None
+    return _plot_recovery(storm["recovery"], f"Storm onto a node holding "
+                          f"{storm['survivor_clients']:,}", path)
+
+
+def _plot_recovery(recovery: dict[str, Any], title: str, path: Path) -> Path:
+    """A histogram of the times from the kill to the next frame, with the cumulative share."""
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(8, 4.2), layout="constrained")
     times = recovery.get("reconnect_ms")
@@ -98,7 +111,7 @@ def plot_failover(result: dict[str, Any], path: Path) -> Path | None:
             axes.axvline(value / 1000, color="black", linestyle=style,
                          label=f"{label} {value / 1000:.2f} s")
     axes.set(ylabel="clients", title=(
-        f"Failover: {recovery['affected']:,} clients of the killed node, "
+        f"{title}: {recovery['affected']:,} clients of the killed node, "
         f"{recovery['resumed']:,} resumed, {recovery['histogram'].get('never', 0):,} never"))
     if times:
         axes.legend(loc="upper left")
@@ -111,7 +124,8 @@ def plot_failover(result: dict[str, Any], path: Path) -> Path | None:
 def write_plots(result: dict[str, Any], base: Path) -> dict[str, str]:
     """Draw every plot the run allows as ``<base>-<kind>.png``; return their file names."""
     written = {}
-    for kind, draw in (("capacity", plot_capacity), ("failover", plot_failover)):
+    for kind, draw in (("capacity", plot_capacity), ("failover", plot_failover),
+                       ("storm", plot_storm)):
         path = draw(result, base.with_name(f"{base.name}-{kind}.png"))
         if path is not None:
             written[kind] = path.name

@@ -37,6 +37,12 @@ def failover_estimate(clients: int, *, rate: float, settle: float, interval: flo
     return clients / rate + settle + 5 * interval + observe + 2 * STARTUP_S
 
 
+def storm_estimate(clients: int, survivor_clients: int, *, rate: float, settle: float,
+                   interval: float, observe: float) -> float:
+    """Seconds the storm takes: both ramps, settle, the checkpoint wait, the storm itself."""
+    return (clients + survivor_clients) / rate + settle + 3 * interval + observe + 2 * STARTUP_S
+
+
 def format_duration(seconds: float) -> str:
     """``42 s``, ``3 min 05 s``, ``1 h 02 min``."""
     seconds = max(0, round(seconds))

@@ -14,6 +14,9 @@ CPU_VS_NODE_STRETCH = 2.0
 RSS_MAX_KB = 40.0
 HEALTH_P99_MAX_MS = 10.0
 RESUMED_MIN_PCT = 99.0
+# The failover storm: the survivor stays responsive while a killed node's clients land on it.
+STORM_HEALTH_P99_MAX_MS = 250.0
+STORM_LAG_P99_MAX_MS = 250.0
 # "The steady Redis command rate does not grow with connections": the rate at the largest N
 # may exceed the rate at the smallest by this factor (plus a command a second) at most.
 REDIS_GROWTH_MAX = 1.2
@@ -84,7 +87,47 @@ def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
             recovery["resumed_within_pct"],
             _at_least(recovery["resumed_within_pct"], RESUMED_MIN_PCT),
             f"{failover['connections']:,} clients through HAProxy")
+    if result.get("storm"):
+        for verdict in judge_storm(result["storm"]):
+            add(**verdict)
     return verdicts
+
+
+def judge_storm(storm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The storm's verdicts: the victim's clients resumed, the survivor and its clients fine."""
+    recovery, kinds = storm["recovery"], storm["resume_kinds"]
+    where = f"storm: {storm['clients']:,} onto a node holding {storm['survivor_clients']:,}"
+    health = storm["survivor_health"]["storm"]
+    lag = storm["survivor_loop_lag"]["storm"]
+    own = storm["survivor_own_load"]
+    statuses = health.get("statuses", {})
+    all_ok = health.get("requests", 0) > 0 and statuses.get("200", 0) == health["requests"]
+    lost = sum(storm["refused_for_good"].values())
+    refused = ", ".join(f"{n:,} {kind}" for kind, n in sorted(storm["refused_for_good"].items()))
+    return [
+        {"target": f">= {RESUMED_MIN_PCT:g} % resumed within {recovery['within_s']:g} s",
+         "value": recovery["resumed_within_pct"],
+         "met": _at_least(recovery["resumed_within_pct"], RESUMED_MIN_PCT), "where": where},
+        {"target": "none refused for good (no 4001, every client back within the storm)",
+         "value": f"{lost:,}" + (f" ({refused})" if refused else ""),
+         "met": lost == 0 if recovery["affected"] else None, "where": where},
+        {"target": "no count repeated or reset",
+         "value": f"{kinds['repeated']:,} repeated, {kinds['reset']:,} reset",
+         "met": kinds["repeated"] == 0 and kinds["reset"] == 0 if recovery["affected"] else None,
+         "where": where},
+        {"target": f"survivor /healthcheck p99 < {STORM_HEALTH_P99_MAX_MS:g} ms (all 200)",
+         "value": f"{_fmt(health.get('p99_ms'))} ms, statuses {statuses}",
+         "met": None if not health.get("requests") else
+         all_ok and _below(health.get("p99_ms"), STORM_HEALTH_P99_MAX_MS), "where": where},
+        {"target": f"survivor event-loop lag p99 <= {STORM_LAG_P99_MAX_MS:g} ms (bucket bound)",
+         "value": f"{_fmt(lag.get('p99_ms'))} ms",
+         "met": None if not lag.get("samples") else
+         lag.get("p99_ms") is not None and lag["p99_ms"] <= STORM_LAG_P99_MAX_MS,
+         "where": where},
+        {"target": f"survivor's own clients delivered >= {DELIVERED_MIN_PCT} % during the storm",
+         "value": own["delivered_pct"], "met": _at_least(own["delivered_pct"], DELIVERED_MIN_PCT),
+         "where": where},
+    ]
 
 
 def _at_least(value: float | None, floor: float) -> bool | None:
@@ -157,6 +200,8 @@ def render(result: dict[str, Any]) -> str:
     failover = result.get("failover")
     if failover:
         lines += _render_failover(failover, plots)
+    if result.get("storm"):
+        lines += _render_storm(result["storm"], plots)
     verdicts = result.get("targets", [])
     if verdicts:
         lines += ["## Targets", "", "| target | where | measured | verdict |",
@@ -168,6 +213,10 @@ def render(result: dict[str, Any]) -> str:
     profiles = [(r["server"], r["connections"], r["profile"]) for r in rows if r.get("profile")]
     for server, n, summary in profiles:
         lines += _render_profile(server, n, summary)
+    storm_profile = (result.get("storm") or {}).get("profile")
+    if storm_profile:
+        lines += _render_profile("the storm's survivor", None, storm_profile,
+                                 span="from the kill to the end of the storm")
     lines += _render_notes(result)
     return "\n".join(lines) + "\n"
 
@@ -218,12 +267,111 @@ def _render_failover(failover: dict[str, Any], plots: dict[str, str]) -> list[st
         "Time from the kill to each affected client's next frame:",
         "",
         *_plot_link(plots, "failover", "time from the kill to the next frame"),
-        "| " + " | ".join(recovery["histogram"]) + " |",
-        "|" + "---|" * len(recovery["histogram"]),
-        "| " + " | ".join(f"{n:,}" for n in recovery["histogram"].values()) + " |",
+        *_histogram_table(recovery["histogram"]),
+    ]
+    return lines
+
+
+def _render_storm(storm: dict[str, Any], plots: dict[str, str]) -> list[str]:
+    recovery, kinds = storm["recovery"], storm["resume_kinds"]
+    health, lag = storm["survivor_health"], storm["survivor_loop_lag"]
+    own = storm["survivor_own_load"]
+    before = "; ".join(f"{who} clients: " + ", ".join(f"{name} {n:,}" for name, n in
+                                                      sorted(census.items()))
+                       for who, census in storm["before_kill"].items())
+    failed = _failures(recovery["failed_attempts"]).strip(" ()") or "none"
+    refused = _failures(storm["refused_for_good"]).strip(" ()") or "none"
+    counters = ", ".join(f"`{name}` +{_fmt(n, 0)}"
+                         for name, n in storm.get("survivor_counters", {}).items()) or "–"
+    lags = ", ".join(f"{who} clients {_fmt(ms)} ms"
+                     for who, ms in storm.get("client_loop_lag_p99_ms", {}).items())
+    lines = [
+        "## Failover storm (2 nodes + Redis + HAProxy)",
+        "",
+        f"{storm['survivor_clients']:,} clients connected straight to {storm['survivor']} and "
+        f"{storm['clients']:,} straight to {storm['killed']} (rebalancing off); then `kill -9` of "
+        f"{storm['killed']}. Its clients reconnected through HAProxy like the page (full-jitter "
+        f"backoff, silence timeout); watched for {storm['observe_s']:g} s. Before the kill: "
+        f"{before}.",
+        "",
+        "| clients of the killed node | next frame p50 / p90 / p99 / max ms | resumed within "
+        f"{recovery['within_s']:g} s | resumed (N+1 or N+2) | repeated | reset to 0 | skipped "
+        "ahead | never came back | failed attempts | peak opens per 100 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {recovery['affected']:,} | {_fmt(recovery['reconnect_p50_ms'])} / "
+        f"{_fmt(recovery.get('reconnect_p90_ms'))} / {_fmt(recovery['reconnect_p99_ms'])} / "
+        f"{_fmt(recovery['reconnect_max_ms'])} | {_fmt(recovery['resumed_within_pct'], 2)} % "
+        f"| {kinds['resumed']:,} | {kinds['repeated']:,} | {kinds['reset']:,} "
+        f"| {kinds['skipped']:,} | {kinds['never']:,} | {failed} "
+        f"| {recovery['reconnects_peak_per_100ms']:,} |",
+        "",
+        "Time from the kill to each client's next frame:",
+        "",
+        *_plot_link(plots, "storm", "time from the kill to the next frame, storm"),
+        *_histogram_table(recovery["histogram"]),
+        f"Clients the page would have lost (closed with 4001, where it stops; or no frame "
+        f"within the {storm['observe_s']:g} s watched, by their last attempt's failure): "
+        f"{refused}.",
+        "",
+        *_server_changes(storm.get("haproxy_server_changes", [])),
+        f"The survivor ({storm['survivor']}), before the kill and during the storm "
+        "(/healthcheck timed about 20 times a second; its own event-loop lag from two scrapes of "
+        "`wstime_event_loop_lag_seconds`, bucket bounds):",
+        "",
+        "| survivor | /healthcheck p50 / p99 / max ms | event-loop lag p50 / p99 / max ms "
+        "| CPU % of a core |",
+        "|---|---|---|---|",
+        f"| before the kill | {_health_max(health['before_kill'])} "
+        f"| {_lag(lag['before_kill'])} | {_fmt(storm.get('survivor_cpu_before_kill_pct'))} |",
+        f"| storm | {_health_max(health['storm'])} | {_lag(lag['storm'])} "
+        f"| {_fmt(storm['survivor_cpu_pct'])} (peak {_fmt(storm['survivor_cpu_peak_pct'], 0)}) |",
+        "",
+        f"The survivor's own {storm['survivor_clients']:,} clients during the storm: delivered "
+        f"{_fmt(own['delivered_pct'], 2)} %, {own['dropped']:,} dropped, jitter p99 "
+        f"{_fmt(own['jitter_p99_ms'])} ms, {own['continuity_breaks']:,} count breaks.",
+        "",
+        f"Where the CPU went during the storm: the survivor {_fmt(storm['survivor_cpu_pct'])} % of "
+        f"a core, Redis {_fmt(storm.get('redis_cpu_pct'))} %, HAProxy "
+        f"{_fmt(storm.get('haproxy_cpu_pct'))} %, the load generators "
+        f"{_fmt(storm.get('loadgen_cpu_pct'))} %, the whole machine "
+        f"{_fmt(storm.get('machine_busy_pct'))} % (the kernel and other processes included). "
+        f"The load generators' own event-loop lag p99: {lags or '–'}. The survivor's counters "
+        f"grew by: {counters}.",
         "",
     ]
     return lines
+
+
+def _server_changes(changes: list[str]) -> list[str]:
+    if not changes:
+        return ["HAProxy marked no server up or down.", ""]
+    return ["HAProxy's server changes:", "", *(f"- `{line}`" for line in changes), ""]
+
+
+def _health_max(health: dict[str, Any]) -> str:
+    """p50 / p99 / max, and the statuses when any was not 200."""
+    if not health.get("requests"):
+        return "–"
+    statuses = health.get("statuses", {})
+    text = (f"{_fmt(health.get('p50_ms'))} / {_fmt(health.get('p99_ms'))} / "
+            f"{_fmt(health.get('max_ms'))}")
+    if set(statuses) - {"200"}:
+        text += " (" + ", ".join(f"{n}× {code if code != '0' else 'no answer'}"
+                                 for code, n in statuses.items()) + ")"
+    return text
+
+
+def _lag(lag: dict[str, Any]) -> str:
+    if not lag.get("samples"):
+        return "–"
+    top = _fmt(lag["max_ms"]) if not lag.get("over_last_bound") else "> 10,000"
+    return f"{_fmt(lag['p50_ms'])} / {_fmt(lag['p99_ms'])} / {top}"
+
+
+def _histogram_table(histogram: dict[str, int]) -> list[str]:
+    """One row of clients per bucket of time from the kill to the next frame."""
+    return ["| " + " | ".join(histogram) + " |", "|" + "---|" * len(histogram),
+            "| " + " | ".join(f"{n:,}" for n in histogram.values()) + " |", ""]
 
 
 def _plot_link(plots: dict[str, str], kind: str, caption: str) -> list[str]:
@@ -231,12 +379,13 @@ def _plot_link(plots: dict[str, str], kind: str, caption: str) -> list[str]:
     return [f"![{caption}]({plots[kind]})", ""] if kind in plots else []
 
 
-def _render_profile(server: str, n: int, summary: dict[str, Any]) -> list[str]:
+def _render_profile(server: str, n: int | None, summary: dict[str, Any], *,
+                    span: str = "from the start of the load to the end of the window"
+                    ) -> list[str]:
+    title = f"Profile of {server}" + (f" at {n:,} connections" if n is not None else "")
     if "error" in summary:
-        return [f"## Profile of {server} at {n:,} connections", "", f"py-spy: {summary['error']}",
-                ""]
-    lines = [f"## Profile of {server} at {n:,} connections (py-spy, {summary['samples']:,} "
-             "samples of busy threads, from the start of the load to the end of the window)", "",
+        return [f"## {title}", "", f"py-spy: {summary['error']}", ""]
+    lines = [f"## {title} (py-spy, {summary['samples']:,} samples of busy threads, {span})", "",
              "| where (a sample counts for each that its stack passes through) | % of samples |",
              "|---|---|"]
     lines += [f"| {label} | {pct} |" for label, pct in summary.get("categories_pct", [])]

@@ -1,6 +1,7 @@
-"""Run wstime's benchmark (``make bench``): capacity beside the baselines, then failover.
+"""Run wstime's benchmark (``make bench``): capacity beside the baselines, failover, the storm.
 
-    python -m bench.run                     # 1k, 5k, 10k; 25 s windows; failover with 2,000
+    python -m bench.run                     # 1k, 5k, 10k; 25 s windows; failover with 2,000;
+                                            # the storm: 5,000 onto a node holding 1,000
     python -m bench.run --quick             # small N, short windows, under a minute
     python -m bench.run --sizes 1000,5000 --window 30 --skip-node --profile
 
@@ -27,22 +28,24 @@ from typing import Any
 
 from localcluster.processes import REPO
 
-from . import plots, report, scenarios
+from . import plots, report, scenarios, storm
 from .loadgen import MAX_CONNECTIONS, raise_nofile_limit
-from .progress import Progress, Step, capacity_estimate, failover_estimate
+from .progress import Progress, Step, capacity_estimate, failover_estimate, storm_estimate
 from .servers import KINDS, NODE_BASELINE, NODE_WS, PYTHON_WEBSOCKETS, node_available
 
 logger = logging.getLogger("bench")
 
 RESULTS = REPO / "bench" / "results"
-QUICK = {"sizes": [200], "window": 4.0, "settle": 1.0, "failover_clients": 200, "observe": 8.0}
+QUICK = {"sizes": [200], "window": 4.0, "settle": 1.0, "failover_clients": 200, "observe": 8.0,
+         "storm_clients": 300, "storm_survivor_clients": 100, "storm_observe": 6.0}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="N=200, 4 s windows, failover with 200 clients (under a minute)")
+                        help="N=200, 4 s windows, failover with 200 clients, a storm of 300 "
+                             "onto 100 (about a minute)")
     parser.add_argument("--sizes", type=_sizes, default=None,
                         help="connection counts for the capacity curve (default 1000,5000,10000)")
     parser.add_argument("--window", type=float, default=None, help="steady window, s (25)")
@@ -56,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="clients in the failover scenario (2000)")
     parser.add_argument("--observe", type=float, default=None,
                         help="seconds watched after the node kill (20)")
+    parser.add_argument("--storm-clients", type=int, default=None,
+                        help="clients of the node killed in the storm (5000)")
+    parser.add_argument("--storm-survivor-clients", type=int, default=None,
+                        help="the survivor's own clients, ticking through the storm (1000)")
+    parser.add_argument("--storm-observe", type=float, default=None,
+                        help="seconds of storm watched after the kill (20)")
     parser.add_argument("--servers", type=_servers, default=list(KINDS),
                         help=f"servers of the capacity curve (default {','.join(KINDS)})")
     parser.add_argument("--skip-node", action="store_true",
@@ -64,8 +73,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="leave out the Python websockets baseline")
     parser.add_argument("--skip-capacity", action="store_true")
     parser.add_argument("--skip-failover", action="store_true")
+    parser.add_argument("--skip-storm", action="store_true")
     parser.add_argument("--profile", action="store_true",
-                        help="record the wstime node with py-spy during each window")
+                        help="record the wstime node with py-spy during each window, and the "
+                             "storm's survivor from the kill to the end of the storm")
     parser.add_argument("--results-dir", type=Path, default=RESULTS,
                         help="where the .json and .md go (bench/results)")
     parser.add_argument("--render", type=Path, metavar="JSON",
@@ -77,7 +88,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.settle = args.settle if args.settle is not None else quick.get("settle", 2.0)
     args.failover_clients = args.failover_clients or quick.get("failover_clients") or 2000
     args.observe = args.observe or quick.get("observe") or 20.0
-    if max(args.sizes + [args.failover_clients]) > MAX_CONNECTIONS:
+    args.storm_clients = args.storm_clients or quick.get("storm_clients") or 5000
+    args.storm_survivor_clients = (args.storm_survivor_clients
+                                   or quick.get("storm_survivor_clients") or 1000)
+    args.storm_observe = args.storm_observe or quick.get("storm_observe") or 20.0
+    if max(args.sizes + [args.failover_clients, args.storm_clients,
+                         args.storm_survivor_clients]) > MAX_CONNECTIONS:
         parser.error(f"at most {MAX_CONNECTIONS:,} connections")
     return args
 
@@ -164,17 +180,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         profile_dir=args.results_dir if args.profile else None,
     )
     # Servers and workers inherit the limit: N sockets each, plus HAProxy's two per client.
-    raise_nofile_limit(2 * max(args.sizes + [args.failover_clients]) + 1024)
+    raise_nofile_limit(2 * max(args.sizes + [args.failover_clients, args.storm_clients
+                                             + args.storm_survivor_clients]) + 1024)
     result: dict[str, Any] = {
         "started_utc": started.isoformat(timespec="seconds"),
         "command": "python -m bench.run " + shlex.join(sys.argv[1:]),
         "options": {"sizes": args.sizes, "window": args.window, "settle": args.settle,
                     "rate": args.rate, "interval": args.interval, "workers": args.workers,
                     "failover_clients": args.failover_clients, "observe": args.observe,
+                    "storm_clients": args.storm_clients,
+                    "storm_survivor_clients": args.storm_survivor_clients,
+                    "storm_observe": args.storm_observe,
                     "health_rate": options.health_rate, "quick": args.quick},
         "environment": environment(),
         "capacity": [],
         "failover": None,
+        "storm": None,
     }
     capacity_runs = [(connections, kind) for connections in args.sizes for kind in kinds]
     progress = Progress(plan(args, capacity_runs))
@@ -189,6 +210,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         progress.start(len(capacity_runs))
         result["failover"] = scenarios.failover(args.failover_clients, options,
                                                 observe=args.observe)
+    if not args.skip_storm:
+        progress.start(len(capacity_runs) + (not args.skip_failover))
+        result["storm"] = storm.storm(args.storm_clients, args.storm_survivor_clients, options,
+                                      observe=args.storm_observe)
     progress.done()
     result["targets"] = report.judge(result)
     result["finished_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -216,6 +241,12 @@ def plan(args: argparse.Namespace, capacity_runs: list[tuple[int, str]]) -> list
                           failover_estimate(args.failover_clients, rate=args.rate,
                                             settle=args.settle, interval=args.interval,
                                             observe=args.observe)))
+    if not args.skip_storm:
+        steps.append(Step(f"storm: {args.storm_clients:,} clients of a killed node onto one "
+                          f"holding {args.storm_survivor_clients:,}",
+                          storm_estimate(args.storm_clients, args.storm_survivor_clients,
+                                         rate=args.rate, settle=args.settle,
+                                         interval=args.interval, observe=args.storm_observe)))
     return steps
 
 

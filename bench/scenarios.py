@@ -291,8 +291,13 @@ def _sleep_until(deadline: float) -> None:
 def _start_profile(server: Server, connections: int, options: Options):
     if options.profile_dir is None or server.kind != WSTIME:
         return None
-    out = options.profile_dir / f"{options.run_id}-{server.kind}-{connections}.folded"
-    process = profile.start_recording(server.pid, out=out)
+    return _record(server.pid, options.profile_dir
+                   / f"{options.run_id}-{server.kind}-{connections}.folded")
+
+
+def _record(pid: int, out: Path):
+    """Start py-spy on ``pid`` into ``out``: (process, out), or None with a warning."""
+    process = profile.start_recording(pid, out=out)
     if process is None:
         logger.warning("py-spy is not installed: no profile (pip install -e '.[bench]')")
         return None

@@ -340,3 +340,25 @@ def peak_rate(samples: Sequence[tuple[float, float]], start: float, end: float) 
 def window_values(samples: Sequence[tuple[float, float]], start: float, end: float) -> list[float]:
     """Return the values of the (time, value) samples inside [start, end]."""
     return [v for t, v in samples if start <= t <= end]
+
+
+def resume_kinds(found: Iterable[Recovery]) -> dict[str, int]:
+    """Sort each affected client by its first count after the kill against its last one.
+
+    ``resumed``: last + 1 or + 2 (the count went on); ``repeated``: a count it was shown
+    already; ``reset``: 0 again, a new session; ``skipped``: more than + 2 ahead; ``never``:
+    no frame came.
+    """
+    kinds = dict.fromkeys(("resumed", "repeated", "reset", "skipped", "never"), 0)
+    for r in found:
+        if r.first_n is None:
+            kinds["never"] += 1
+        elif r.resumed:
+            kinds["resumed"] += 1
+        elif r.first_n == 0 and r.last_n > 0:
+            kinds["reset"] += 1
+        elif r.first_n <= r.last_n:
+            kinds["repeated"] += 1
+        else:
+            kinds["skipped"] += 1
+    return kinds

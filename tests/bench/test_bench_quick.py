@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.mark.timeout(240)
 def test_bench_quick__runs_every_scenario_and_writes_figures(tmp_path):
-    """`python -m bench.run --quick` measures the Python baseline, a wstime node and failover."""
+    """`python -m bench.run --quick` measures the baseline, a wstime node, failover and storm."""
     completed = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--skip-node",
          "--results-dir", str(tmp_path)],
@@ -42,13 +42,22 @@ def test_bench_quick__runs_every_scenario_and_writes_figures(tmp_path):
 
     recovery = result["failover"]["recovery"]
     assert recovery["affected"] > 0 and recovery["recovered"] > 0
+    storm = result["storm"]
+    assert storm["recovery"]["affected"] > 0 and storm["recovery"]["recovered"] > 0
+    assert sum(storm["resume_kinds"].values()) == storm["recovery"]["affected"]
+    assert storm["survivor_health"]["storm"]["requests"] > 0
+    assert storm["survivor_loop_lag"]["storm"]["samples"] > 0
+    assert storm["survivor_own_load"]["frames_delivered"] > 0
+    assert storm["survivor_cpu_pct"] is not None
     assert result["targets"], "the run was judged against the performance targets"
+    assert any(v["where"].startswith("storm:") for v in result["targets"])
+    assert "## Failover storm" in markdown_file.read_text()
     assert "| wstime |" in markdown_file.read_text()
     assert "| wstime |" in completed.stdout
     # Progress on stderr, and the plots next to the tables, linked from them.
-    assert "[1/3] capacity: python-websockets with 200 connections" in completed.stderr
-    assert "about " in completed.stderr and "[3/3] done in " in completed.stderr
-    for kind in ("capacity", "failover"):
+    assert "[1/4] capacity: python-websockets with 200 connections" in completed.stderr
+    assert "about " in completed.stderr and "[4/4] done in " in completed.stderr
+    for kind in ("capacity", "failover", "storm"):
         png = json_file.with_name(f"{json_file.stem}-{kind}.png")
         assert png.read_bytes().startswith(b"\x89PNG")
         assert f"]({png.name})" in markdown_file.read_text()

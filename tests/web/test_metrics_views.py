@@ -30,3 +30,11 @@ async def test_metrics__openmetrics_when_accepted(node):
     assert body.endswith("# EOF\n")
     assert "# TYPE wstime_takeovers counter" in body
     assert "wstime_takeovers_total{" in body
+
+
+async def test_metrics__event_loop_lag_histogram(node):
+    """The node's own event-loop lag is a histogram with buckets, a sum and a count."""
+    body = (await AsyncClient().get("/metrics")).content.decode()
+    assert "# TYPE wstime_event_loop_lag_seconds histogram" in body
+    assert 'wstime_event_loop_lag_seconds_bucket{le="0.25",node=' in body
+    assert "wstime_event_loop_lag_seconds_count{" in body

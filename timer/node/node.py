@@ -8,6 +8,7 @@ loop (daphne has no ASGI lifespan), each supervised so that a dead one is logged
 - ``housekeeping``: checkpoints the live counts (:mod:`timer.node.housekeeping`).
 - ``sampler``: measures network usage for the health check (:mod:`timer.health`).
 - ``governor``: follows the policy's draining flag and sheds load (:mod:`timer.node.governor`).
+- ``loop-lag``: records how late the event loop wakes a sleeper (:mod:`timer.node.loop_lag`).
 - ``agent``: answers HAProxy's agent check, when ``WSTIME_AGENT_PORT`` is set.
 - ``cluster``: with a shared store, publishes this node's state, reads the cluster's and moves
   connections off this node when it holds clearly more than its share (:mod:`timer.node.cluster_task`).
@@ -50,6 +51,7 @@ from .drainer import Drainer, DrainState
 from .governor import Governor
 from .housekeeping import run_housekeeping
 from .hub import Connection, Hub
+from .loop_lag import LagRecord, watch
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class Node:
         # reserves before its first await, and the inbox marks one another node took over.
         self.reservations = Reservations()
         self.cluster: ClusterTask | None = None  # with a shared store only
+        self.loop_lag = LagRecord()
 
     # --- life cycle
 
@@ -125,6 +128,7 @@ class Node:
                             shedder=shedder, every=cfg.sample_interval, counters=self.counters,
                             connections=self.connections, close=self.close_connections)
         self.tasks.append(supervise.supervise("governor", governor.run))
+        self.tasks.append(supervise.supervise("loop-lag", lambda: watch(self.loop_lag)))
         if cfg.redis_url:
             self.cluster = ClusterTask(self)
             self.tasks.append(supervise.supervise("cluster", self.cluster.run))

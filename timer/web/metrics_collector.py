@@ -7,16 +7,18 @@ monitor keep plain counters, and :class:`NodeCollector` reads them at scrape tim
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Iterator
 from ipaddress import ip_address
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from ..config.loader import Config
 from ..core.rebalance import STATES
 from ..node.cluster_task import RebalanceStats
+from ..node.loop_lag import LagRecord
 from ..node.node import Node, get_node
 
 
@@ -88,6 +90,7 @@ class NodeCollector(Collector):
         yield _gauge("wstime_redis_up", "1 while the shared session store answers.", node.name,
                      1 if store is not None and store.shared and store.available else 0)
         yield from self._tasks(node)
+        yield _lag_histogram(node.name, node.loop_lag)
 
     def _health(self, node: Node) -> Iterator:
         report = node.health_report()
@@ -159,6 +162,16 @@ def _gauge(name: str, documentation: str, node_name: str, value: float) -> Gauge
 def _counter(name: str, documentation: str, node_name: str, value: float) -> CounterMetricFamily:
     family = CounterMetricFamily(name, documentation, labels=["node"])
     family.add_metric([node_name], value)
+    return family
+
+
+def _lag_histogram(node_name: str, record: LagRecord) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(
+        "wstime_event_loop_lag_seconds",
+        "How late the event loop woke a task sleeping 50 ms (busy loop: late frames).",
+        labels=["node"])
+    family.add_metric([node_name], [(("+Inf" if math.isinf(bound) else f"{bound:g}"), seen)
+                                    for bound, seen in record.cumulative()], record.total)
     return family
 
 
