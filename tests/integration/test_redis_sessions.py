@@ -457,3 +457,25 @@ async def test_sessions__session_closed_before_redis_restarts_empty_is_not_reset
     finally:
         cluster.stop()
     assert first == before.frames[-1].n + 1, (before.counts(), first)
+
+
+async def test_redis_store__a_burst_of_claims_shares_round_trips_and_resumes_exactly(store):
+    """300 concurrent opens (a failover's burst): each claims exactly, in far fewer round trips."""
+    from timer.sessions.redis_store import ClaimBatcher
+
+    ids = [f"burst-{i}" for i in range(300)]
+    await asyncio.gather(*(store.open(client_id, f"old#{i}") for i, client_id in enumerate(ids)))
+    await asyncio.gather(*(store.close(client_id, f"old#{i}", 40 + i)
+                           for i, client_id in enumerate(ids)))
+    batches: list[int] = []
+
+    async def counted(claims):
+        batches.append(len(claims))
+        return await store._send_claims(claims)
+
+    await store._claims.aclose()
+    store._claims = ClaimBatcher(counted)
+    openings = await asyncio.gather(*(store.open(client_id, f"new#{i}")
+                                      for i, client_id in enumerate(ids)))
+    assert [opening.last_n for opening in openings] == [40 + i for i in range(300)]
+    assert sum(batches) == 300 and len(batches) < 30, batches

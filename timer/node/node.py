@@ -9,6 +9,7 @@ loop (daphne has no ASGI lifespan), each supervised so that a dead one is logged
 - ``sampler``: measures network usage for the health check (:mod:`timer.health`).
 - ``governor``: follows the policy's draining flag and sheds load (:mod:`timer.node.governor`).
 - ``loop-lag``: records how late the event loop wakes a sleeper (:mod:`timer.node.loop_lag`).
+- ``gc``: runs the full garbage collections, paced (:mod:`timer.node.gc_pacing`).
 - ``agent``: answers HAProxy's agent check, when ``WSTIME_AGENT_PORT`` is set.
 - ``cluster``: with a shared store, publishes this node's state, reads the cluster's and moves
   connections off this node when it holds clearly more than its share (:mod:`timer.node.cluster_task`).
@@ -48,6 +49,7 @@ from .channel_link import ChannelLink, send_takeover
 from .cluster_task import ClusterTask
 from .counters import NodeCounters
 from .drainer import Drainer, DrainState
+from .gc_pacing import FullCollectionPacer, pace_full_collections
 from .governor import Governor
 from .housekeeping import run_housekeeping
 from .hub import Connection, Hub
@@ -81,6 +83,7 @@ class Node:
         self.reservations = Reservations()
         self.cluster: ClusterTask | None = None  # with a shared store only
         self.loop_lag = LagRecord()
+        self.gc_pacer = FullCollectionPacer(min_interval=cfg.gc_full_every)
 
     # --- life cycle
 
@@ -129,6 +132,9 @@ class Node:
                             connections=self.connections, close=self.close_connections)
         self.tasks.append(supervise.supervise("governor", governor.run))
         self.tasks.append(supervise.supervise("loop-lag", lambda: watch(self.loop_lag)))
+        if cfg.gc_full_every > 0:
+            self.tasks.append(supervise.supervise("gc", lambda: pace_full_collections(
+                self.gc_pacer, node_name=self.name)))
         if cfg.redis_url:
             self.cluster = ClusterTask(self)
             self.tasks.append(supervise.supervise("cluster", self.cluster.run))

@@ -38,10 +38,18 @@ checkpoint (the epoch key changed), which writes its live sessions back, and
 process's memory) with "max wins". Opens are refused meanwhile: by a node until its own
 checkpoint saw the new epoch, and by every node for ``recovery_grace`` seconds after it, the
 time the other nodes take to write theirs back.
+
+Under a burst of handshakes (a failover sends every client of a dead node to the survivors at
+once) the claims of concurrent handshakes go to Redis together: one pipeline per batch, sent as
+soon as the previous one is answered, so a lone handshake waits for nothing and a thousand
+share a few round trips (:class:`ClaimBatcher`). Checkpoints and write-backs, which the leases
+of every open connection wait for, have a connection of their own and never queue behind
+claims.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import math
@@ -69,8 +77,79 @@ NODES_KEY = "wstime:nodes"  # sorted set: node channel -> Redis time of its last
 EPOCH_KEY = "wstime:epoch"  # "<Redis time ms>:<N or R>"; missing after Redis lost its data
 PENDING_MAX = 100_000  # closes held back by an outage before new handshakes are refused
 FLUSH_BATCH = 500  # held closes written back per round trip
+CLAIM_BATCH = 200  # claims sent per round trip at most
+LEASE_POOL_SIZE = 2  # connections for checkpoints and write-backs, apart from the claims'
 
 WRITTEN, RAISED, REFUSED = 1, 2, 0  # replies of the CLOSE script
+
+
+class ClaimBatcher:
+    """Sends the claims of concurrent handshakes in pipelines, one batch in flight at a time.
+
+    A claim waits only for the batch in flight, if any: alone, it goes at once. The one task
+    that sends is started on the first claim and stopped by :meth:`aclose`.
+    """
+
+    def __init__(self, send: Callable[[list[list[Any]]], Any], *, batch: int = CLAIM_BATCH) -> None:
+        self._send = send  # args of each claim -> replies, or raises for the whole batch
+        self._batch = batch
+        self._waiting: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._ready: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def claim(self, args: list[Any]) -> Any:
+        """Send ``args`` with the next batch; return its reply or raise its error."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._waiting = []  # a stopped loop's claims are gone with it
+            self._ready = asyncio.Event()
+            self._task = loop.create_task(self._run(self._ready), name="wstime:claims")
+        future: asyncio.Future[Any] = loop.create_future()
+        self._waiting.append((args, future))
+        assert self._ready is not None
+        self._ready.set()
+        return await future
+
+    async def _run(self, ready: asyncio.Event) -> None:
+        while True:
+            await ready.wait()
+            ready.clear()
+            while self._waiting:
+                batch = [(args, future) for args, future in self._waiting[:self._batch]
+                         if not future.done()]  # a handshake cancelled meanwhile claims nothing
+                del self._waiting[:self._batch]
+                if batch:
+                    await self._deliver(batch)
+
+    async def _deliver(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            replies = await self._send([args for args, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - the batch's error is each claim's error
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), reply in zip(batch, replies, strict=True):
+            if future.done():
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def aclose(self) -> None:
+        """Stop the sending task; claims still waiting fail with CancelledError."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        waiting, self._waiting = self._waiting, []
+        for _, future in waiting:
+            future.cancel()
 
 
 class RedisSessionStore:
@@ -86,6 +165,7 @@ class RedisSessionStore:
         recovery_grace: float = 3.0,
         pending_max: int = PENDING_MAX,
         wall_clock: Callable[[], float] = time.time,
+        lease_client: aioredis.Redis | None = None,
     ) -> None:
         # wall_clock stamps nothing that another node reads: buckets and registry scores come
         # from Redis's TIME. It is kept so that tests can skew a store and see it change nothing.
@@ -93,6 +173,10 @@ class RedisSessionStore:
         self.recovery_grace = recovery_grace
         self.pending_max = pending_max
         self._redis = client
+        # Checkpoints and write-backs: the leases wait for them, so they never queue behind
+        # a burst of claims for a pooled connection.
+        self._lease_redis = lease_client if lease_client is not None else client
+        self._claims = ClaimBatcher(self._send_claims)
         self._wall_clock = wall_clock
         # A bucket of a quarter of the lifetime keeps the read of an open at a handful of HGETs.
         self.bucket_seconds = max(0.1, ttl / 4)
@@ -119,17 +203,20 @@ class RedisSessionStore:
         # SessionStoreBusy. A pooled connection that Redis dropped (a restart) fails its next
         # command, which is retried once on a fresh connection, so a restart is not an outage;
         # a timed-out command, which may have run, is never retried.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=pool_size,
-            timeout=30,
-            socket_connect_timeout=1,
-            socket_timeout=socket_timeout,
-            health_check_interval=15,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
-        return cls(aioredis.Redis(connection_pool=pool), ttl=ttl, recovery_grace=recovery_grace,
-                   pending_max=pending_max)
+        def client(size: int) -> aioredis.Redis:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=size,
+                timeout=30,
+                socket_connect_timeout=1,
+                socket_timeout=socket_timeout,
+                health_check_interval=15,
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            )
+            return aioredis.Redis(connection_pool=pool)
+
+        return cls(client(pool_size), ttl=ttl, recovery_grace=recovery_grace,
+                   pending_max=pending_max, lease_client=client(LEASE_POOL_SIZE))
 
     def _bucket_args(self) -> list[str | int]:
         return [KEY_PREFIX, int(self.bucket_seconds * 1000), self.buckets_to_read]
@@ -164,7 +251,7 @@ class RedisSessionStore:
         # And the client may know a newer count than both (Redis lost it): never go below it.
         floor = max(local_record.last_n if local_record is not None else -1, last_seen)
         try:
-            raw, epoch, claimed, last = await self._open(keys=[], args=[
+            raw, epoch, claimed, last = await self._claims.claim([
                 *self._bucket_args(), client_id, token, self._expiry_ms(), LIVE_PREFIX,
                 NODES_KEY, EPOCH_KEY, self.epoch, int(self.recovery_grace * 1000), floor])
         except RedisTimeoutError as exc:
@@ -185,6 +272,16 @@ class RedisSessionStore:
         opening = Opening(last_n=int(last), previous=previous)
         self.local.put(client_id, SessionRecord(opening.last_n, LIVE, token))
         return opening
+
+    async def _send_claims(self, claims: list[list[Any]]) -> list[Any]:
+        """One round trip for a batch of OPEN calls; a failed one's reply is its exception."""
+        if len(claims) == 1:
+            return [await self._open(keys=[], args=claims[0])]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for args in claims:
+                await self._open(keys=[], args=args, client=pipe)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     def live_key(self, owner_channel: str) -> str:
         return f"{LIVE_PREFIX}{owner_channel}"
@@ -210,7 +307,7 @@ class RedisSessionStore:
             if client_id not in live:
                 args += [client_id, f"{last_n}|{token.rpartition('#')[2]}|C"]
         try:
-            epoch, applied = await self._checkpoint(keys=[], args=args)
+            epoch, applied = await self._checkpoint(keys=[], args=args, client=self._lease_redis)
         except RedisError as exc:
             self._mark(False, "checkpoint", exc)
             return False
@@ -294,7 +391,7 @@ class RedisSessionStore:
         for start in range(0, len(held), FLUSH_BATCH):
             batch = held[start:start + FLUSH_BATCH]
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
+                async with self._lease_redis.pipeline(transaction=False) as pipe:
                     for client_id, (token, last_n) in batch:
                         await self._write_close(client_id, token, last_n, client=pipe)
                     replies = await pipe.execute()
@@ -329,7 +426,10 @@ class RedisSessionStore:
         return True
 
     async def aclose(self) -> None:
+        await self._claims.aclose()
         await self._redis.aclose()
+        if self._lease_redis is not self._redis:
+            await self._lease_redis.aclose()
 
 
 def _text(value: str | bytes | None) -> str:

@@ -91,6 +91,11 @@ class NodeCollector(Collector):
                      1 if store is not None and store.shared and store.available else 0)
         yield from self._tasks(node)
         yield _lag_histogram(node.name, node.loop_lag)
+        yield _counter("wstime_gc_full_collections", "Full garbage collections the node ran "
+                       "(paced: WSTIME_GC_FULL_EVERY).", node.name, node.gc_pacer.collections)
+        yield _gauge("wstime_gc_full_last_pause_seconds",
+                     "How long the last full garbage collection stopped the process.", node.name,
+                     node.gc_pacer.last_pause)
 
     def _health(self, node: Node) -> Iterator:
         report = node.health_report()
