@@ -7,36 +7,55 @@ import gc
 
 import pytest
 
-from timer.node.gc_pacing import NEVER, FullCollectionPacer, pace_full_collections
+from timer.node.gc_pacing import (
+    EVERYTHING,
+    NEVER,
+    NEW_OBJECTS,
+    NOTHING,
+    FullCollectionPacer,
+    pace_full_collections,
+)
 
 
-@pytest.mark.parametrize("now, objects, expected", [
-    (100.0, 1_000, False),   # too soon after the last one, however much it grew
-    (100.0, 10_000, False),
-    (161.0, 1_250, False),   # late enough, but grew by a quarter only
-    (161.0, 1_251, True),    # late enough and grew by more than a quarter
-    (161.0, 900, False),     # shrank: nothing to collect
+def pacer_after_one_collection() -> FullCollectionPacer:
+    """Collected at t=100 s with 100 connections open and 50 closes so far."""
+    pacer = FullCollectionPacer(min_interval=10.0, routine_every=60.0)
+    pacer.collected(100.0, EVERYTHING, connections=100, closes=50, pause=0.2)
+    return pacer
+
+
+@pytest.mark.parametrize("now, connections, closes, expected", [
+    (105.0, 1_000, 50, NOTHING),       # too soon after the last one, however many arrived
+    (105.0, 100, 500, NOTHING),        # too soon, however many closed
+    (111.0, 125, 50, NOTHING),         # late enough, grew by a quarter only, nobody left
+    (111.0, 126, 50, NEW_OBJECTS),     # grew by more than a quarter: the new objects
+    (111.0, 100, 75, NOTHING),         # a quarter of the frozen connections closed, not more
+    (111.0, 100, 76, EVERYTHING),      # more than a quarter closed: their garbage is frozen
+    (111.0, 500, 76, EVERYTHING),      # churn wins over growth: one pass covers both
+    (160.0, 100, 50, NEW_OBJECTS),     # a minute without either: the routine pass
 ])
-def test_full_collection_pacer__due_after_min_interval_and_a_quarter_of_growth(now, objects,
-                                                                                expected):
-    """Due only when both the interval has passed and old objects grew past a quarter."""
-    pacer = FullCollectionPacer(min_interval=60.0)
-    pacer.collected(100.0, 1_000, pause=0.2)
-    assert pacer.due(now, objects) is expected
+def test_full_collection_pacer__due_by_interval_growth_and_churn(now, connections, closes,
+                                                                 expected):
+    """Nothing before the interval; then everything after churn, new objects after growth."""
+    pacer = pacer_after_one_collection()
+    assert pacer.due(now, connections=connections, closes=closes) == expected
 
 
-def test_full_collection_pacer__the_first_one_needs_only_growth():
-    """Before any collection the interval does not hold one back."""
-    pacer = FullCollectionPacer(min_interval=60.0, objects_after_last=1_000)
-    assert pacer.due(0.0, 1_300) and not pacer.due(0.0, 1_200)
+def test_full_collection_pacer__new_connections_join_the_frozen_ones():
+    """After a collection of new objects, churn is judged against every frozen connection."""
+    pacer = pacer_after_one_collection()
+    pacer.collected(111.0, NEW_OBJECTS, connections=400, closes=60, pause=0.1)
+    assert pacer.due(122.0, connections=400, closes=150) == NOTHING  # 100 of 400 closed
+    assert pacer.due(122.0, connections=400, closes=151) == EVERYTHING
 
 
 async def test_pace_full_collections__switches_cpython_off_collects_and_restores():
-    """While the task runs CPython never starts a full collection; it runs them when due."""
+    """While the task runs CPython starts no full collection; the task runs and freezes them."""
     before = gc.get_threshold()
-    pacer = FullCollectionPacer(min_interval=0.0, growth=-1.0)  # due at every look
-    task = asyncio.ensure_future(pace_full_collections(pacer, node_name="test-node",
-                                                       check_every=0.01))
+    pacer = FullCollectionPacer(min_interval=0.0, routine_every=0.0)  # due at every look
+    task = asyncio.ensure_future(pace_full_collections(
+        pacer, node_name="test-node", connections=lambda: 0, closes=lambda: 0,
+        check_every=0.01))
     try:
         await asyncio.sleep(0.005)
         assert gc.get_threshold()[2] == NEVER
@@ -45,7 +64,8 @@ async def test_pace_full_collections__switches_cpython_off_collects_and_restores
                 break
             await asyncio.sleep(0.01)
         assert pacer.collections >= 2 and pacer.last_pause > 0
+        assert gc.get_freeze_count() > 0
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert gc.get_threshold() == before
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

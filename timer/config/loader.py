@@ -222,10 +222,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Redis for the channel layer and the sessions; empty runs one node in memory."),
     Setting("WSTIME_REDIS_POOL_SIZE", "50", _positive_count,
             "Most connections this process opens to Redis for session state."),
-    Setting("WSTIME_GC_FULL_EVERY", "60", _non_negative,
+    Setting("WSTIME_GC_FULL_EVERY", "10", _non_negative,
             "Seconds between two full garbage collections at least, run by the node when old "
-            "objects grew by a quarter; 0 leaves them to CPython (every half second in a burst "
-            "of handshakes)."),
+            "objects grew by a quarter (then only new objects are traversed) or a quarter of "
+            "the connections closed; 0 leaves them to CPython."),
     Setting("WSTIME_SESSION_TTL", "600", _positive,
             "Seconds a session outlives its last connection before it is forgotten."),
     Setting("WSTIME_STATIC_MAX_AGE", "3600", _count,

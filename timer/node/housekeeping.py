@@ -13,13 +13,18 @@ from collections.abc import Callable
 
 from ..sessions.store import SessionStore
 from .hub import Hub
+from .loop_lag import LagRecord
 
 SWEEP_EVERY = 30.0  # seconds between two sweeps of expired sessions from this process's memory
 
 
 async def run_housekeeping(hub: Hub, store: SessionStore, *, channel: Callable[[], str],
-                           interval: float) -> None:
-    """Run until cancelled; ``channel`` names the live hash (this node's channel)."""
+                           interval: float, durations: LagRecord | None = None) -> None:
+    """Run until cancelled; ``channel`` names the live hash (this node's channel).
+
+    ``durations`` records how long each checkpoint took from its snapshot to the raised
+    leases: a frame due meanwhile waits for it.
+    """
     loop = asyncio.get_running_loop()
     swept_at = next_at = loop.time()
     while True:
@@ -29,11 +34,14 @@ async def run_housekeeping(hub: Hub, store: SessionStore, *, channel: Callable[[
         if store.shared:
             if store.pending_closes:
                 await store.flush_pending()
+            started = loop.time()
             snapshot = hub.snapshot()
             stored = await store.checkpoint(
                 channel(), [(c.client_id, c.token, n) for c, n in snapshot])
             if stored:
                 await hub.confirm(snapshot)
+                if durations is not None:
+                    durations.add(loop.time() - started)
         if loop.time() - swept_at >= SWEEP_EVERY:
             store.expire()
             swept_at = loop.time()

@@ -83,6 +83,7 @@ class Node:
         self.reservations = Reservations()
         self.cluster: ClusterTask | None = None  # with a shared store only
         self.loop_lag = LagRecord()
+        self.checkpoint_durations = LagRecord()
         self.gc_pacer = FullCollectionPacer(min_interval=cfg.gc_full_every)
 
     # --- life cycle
@@ -117,7 +118,8 @@ class Node:
             self.tasks += [supervise.supervise("clock", link.run_clock),
                            supervise.supervise("inbox", link.run_inbox)]
         self.tasks.append(supervise.supervise("housekeeping", lambda: run_housekeeping(
-            hub, store, channel=lambda: self.channel_name, interval=cfg.tick_interval)))
+            hub, store, channel=lambda: self.channel_name, interval=cfg.tick_interval,
+            durations=self.checkpoint_durations)))
         sampler = Sampler(
             get_monitor(), node_name=self.name, interval=cfg.sample_interval,
             interfaces=cfg.net_interfaces, link_capacity=cfg.link_capacity,
@@ -134,7 +136,8 @@ class Node:
         self.tasks.append(supervise.supervise("loop-lag", lambda: watch(self.loop_lag)))
         if cfg.gc_full_every > 0:
             self.tasks.append(supervise.supervise("gc", lambda: pace_full_collections(
-                self.gc_pacer, node_name=self.name)))
+                self.gc_pacer, node_name=self.name, connections=self.connection_count,
+                closes=lambda: sum(self.counters.closes_by_code.values()))))
         if cfg.redis_url:
             self.cluster = ClusterTask(self)
             self.tasks.append(supervise.supervise("cluster", self.cluster.run))

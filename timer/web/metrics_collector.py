@@ -90,7 +90,12 @@ class NodeCollector(Collector):
         yield _gauge("wstime_redis_up", "1 while the shared session store answers.", node.name,
                      1 if store is not None and store.shared and store.available else 0)
         yield from self._tasks(node)
-        yield _lag_histogram(node.name, node.loop_lag)
+        yield _histogram("wstime_event_loop_lag_seconds",
+                         "How late the event loop woke a task sleeping 50 ms (busy loop: late "
+                         "frames).", node.name, node.loop_lag)
+        yield _histogram("wstime_checkpoint_seconds",
+                         "From a checkpoint's snapshot to the leases it raised (frames due "
+                         "meanwhile wait).", node.name, node.checkpoint_durations)
         yield _counter("wstime_gc_full_collections", "Full garbage collections the node ran "
                        "(paced: WSTIME_GC_FULL_EVERY).", node.name, node.gc_pacer.collections)
         yield _gauge("wstime_gc_full_last_pause_seconds",
@@ -170,11 +175,9 @@ def _counter(name: str, documentation: str, node_name: str, value: float) -> Cou
     return family
 
 
-def _lag_histogram(node_name: str, record: LagRecord) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(
-        "wstime_event_loop_lag_seconds",
-        "How late the event loop woke a task sleeping 50 ms (busy loop: late frames).",
-        labels=["node"])
+def _histogram(name: str, documentation: str, node_name: str,
+               record: LagRecord) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=["node"])
     family.add_metric([node_name], [(("+Inf" if math.isinf(bound) else f"{bound:g}"), seen)
                                     for bound, seen in record.cumulative()], record.total)
     return family
