@@ -115,6 +115,18 @@ class Outcome:
     stopped_at: float
 
 
+def source_address(host: str, worker: int) -> tuple[str, int] | None:
+    """The address a worker's connections to ``host`` come from: one of 127.0.0.0/8 each.
+
+    Every worker gets its own source address when the target is IPv4 loopback, so each has
+    the whole ephemeral port range to itself: 20,000 connections, plus those of the previous
+    server still in TIME_WAIT, no longer exhaust one address's 28,000 ports.
+    """
+    if host != "127.0.0.1":
+        return None
+    return (f"127.0.{worker // 250}.{worker % 250 + 2}", 0)
+
+
 def raise_nofile_limit(needed: int) -> int:
     """Raise this process's open-file limit to at least ``needed`` if allowed; return it.
 
@@ -293,6 +305,7 @@ class _Worker:
     def __init__(self, spec: LoadSpec, index: int, pipe: Pipe) -> None:
         self.spec = spec
         self.pipe = pipe
+        self.index = index
         self.indexes = range(index, spec.connections, spec.workers)
         self.clients: dict[int, list[Attempt]] = {i: [] for i in self.indexes}
         self.random = random.Random(spec.seed)
@@ -378,7 +391,8 @@ class _Worker:
             session = _Session(uri, attempt, loop)
             try:
                 async with asyncio.timeout(spec.open_timeout):
-                    await loop.create_connection(lambda: session, uri.host, uri.port)  # noqa: B023 - called at once
+                    await loop.create_connection(lambda: session, uri.host, uri.port,  # noqa: B023 - called at once
+                                                 local_addr=source_address(uri.host, self.index))
                     attempt.opened = await session.opened
             except asyncio.CancelledError:
                 attempt.failure = "stopped"
