@@ -17,6 +17,8 @@ from timer.web.static_files import collect_static
 
 logger = logging.getLogger(__name__)
 
+_held: dict[str, object] = {}  # what the serving process keeps: the start task, the drain tasks
+
 
 def start_when_serving() -> bool:
     """Under daphne, once its reactor runs: start the node's tasks and the SIGTERM drain.
@@ -29,8 +31,11 @@ def start_when_serving() -> bool:
     from twisted.internet import reactor
 
     def on_running() -> None:
-        install_sigterm_drain(reactor)
-        asyncio.get_event_loop().create_task(get_node().ensure_started(), name="wstime:start")
+        node = get_node()
+        # Held here for the process's life: a task nothing references can vanish mid-run.
+        _held["sigterm drains"] = install_sigterm_drain(reactor, node)
+        _held["start"] = asyncio.get_event_loop().create_task(node.ensure_started(),
+                                                              name="wstime:start")
         # Everything loaded so far (Django, the app, daphne) lives as long as the process:
         # moving it out of the collector's generations keeps full collections short.
         gc.collect()

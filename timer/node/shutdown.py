@@ -13,36 +13,37 @@ import asyncio
 import logging
 import signal
 
-from .node import get_node
+from .node import Node
 
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5  # after the last close frame, time for the close handshakes to complete
 
 
-def install_sigterm_drain(reactor) -> None:
-    """Replace daphne's SIGTERM handler (call once the reactor runs, in its loop)."""
+def install_sigterm_drain(reactor, node: Node) -> list[asyncio.Task[None]]:
+    """Replace daphne's SIGTERM handler (call once the reactor runs, in its loop).
+
+    Returns the list that holds the drain task once a SIGTERM started it: the process ends
+    with it, and nothing else may drop the last reference to a running task.
+    """
     loop = asyncio.get_event_loop()
-    terms = 0
+    drains: list[asyncio.Task[None]] = []
 
     def on_sigterm() -> None:
-        nonlocal terms
-        terms += 1
-        if terms > 1:
+        if drains:
             logger.warning("second SIGTERM: stopping now")
             reactor.stop()
             return
-        loop.create_task(_drain_then_stop(reactor), name="wstime:sigterm")
+        drains.append(loop.create_task(_drain_then_stop(reactor, node), name="wstime:sigterm"))
 
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-    logger.info("SIGTERM drains node %s (deadline %ss)", get_node().name,
-                get_node().config.drain_deadline)
+    logger.info("SIGTERM drains node %s (deadline %ss)", node.name, node.config.drain_deadline)
+    return drains
 
 
-async def _drain_then_stop(reactor) -> None:
-    node = get_node()
+async def _drain_then_stop(reactor, node: Node) -> None:
     deadline = node.config.drain_deadline
-    reactor.callLater(deadline, _stop, reactor, "drain deadline reached")
+    reactor.callLater(deadline, _stop, reactor, node.name, "drain deadline reached")
     try:
         await node.ensure_started()
         state = node.start_drain("signal")
@@ -50,10 +51,10 @@ async def _drain_then_stop(reactor) -> None:
         await asyncio.sleep(FLUSH_SECONDS)
     except Exception:
         logger.exception("node=%s drain failed; stopping anyway", node.name)
-    _stop(reactor, "drained")
+    _stop(reactor, node.name, "drained")
 
 
-def _stop(reactor, why: str) -> None:
+def _stop(reactor, node_name: str, why: str) -> None:
     if reactor.running:
-        logger.warning("node=%s event=exit reason=%s", get_node().name, why)
+        logger.warning("node=%s event=exit reason=%s", node_name, why)
         reactor.stop()
