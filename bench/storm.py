@@ -25,9 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from timer.core.close_codes import CLOSE_SESSION_TAKEN_OVER
-
 from localcluster.processes import LOOPBACK, http_get, start_haproxy, start_redis
+from timer.core.close_codes import CLOSE_SESSION_TAKEN_OVER
 from timer.node.loop_lag import bucket_percentile
 
 from . import profile
