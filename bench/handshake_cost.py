@@ -8,6 +8,7 @@ flows: the server's CPU time during the ramp, less its idle rate, divided by the
 made, is the cost of one handshake (for wstime: routing, checks, the session claim in Redis).
 
     .venv/bin/python -m bench.handshake_cost --connections 3000 --rate 250
+    .venv/bin/python -m bench.handshake_cost --servers node-ws,python-websockets,wstime,wstime-uvicorn
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ import psutil
 
 from bench.loadgen import LoadGenerator, LoadSpec
 from bench.servers import (
+    ALL_KINDS,
+    KINDS,
     NODE_WS,
     PYTHON_WEBSOCKETS,
-    WSTIME,
+    WSTIME_KINDS,
     Server,
     node_available,
+    parse_kinds,
     start_node_ws,
     start_python_websockets,
-    start_wstime,
+    start_wstime_kind,
 )
 from localcluster.processes import start_redis
 
@@ -66,25 +70,24 @@ def measure(server: Server, connections: int, rate: float, interval: float) -> d
             "ms_per_handshake": 1000 * busy / made, "idle_core": idle_rate}
 
 
-def run(connections: int, rate: float, skip_node: bool) -> list[tuple[str, dict[str, float]]]:
+def run(connections: int, rate: float,
+        kinds: list[str]) -> list[tuple[str, dict[str, float]]]:
+    """Measure each server of ``kinds`` in turn, each fresh (a wstime node with its own Redis)."""
     # Longer than the ramp: the first frame of every connection comes after the measurement.
     interval = connections / rate + 30
     results: list[tuple[str, dict[str, float]]] = []
-    starters = []
-    if not skip_node:
-        starters.append((NODE_WS, lambda: start_node_ws(interval=interval)))
-    starters.append((PYTHON_WEBSOCKETS, lambda: start_python_websockets(interval=interval)))
-    starters.append((WSTIME, None))
-    for kind, start in starters:
+    for kind in kinds:
         with contextlib.ExitStack() as stack:
-            if kind == WSTIME:
+            if kind in WSTIME_KINDS:
                 redis = start_redis()
                 stack.callback(redis.stop)
                 data_dir = stack.enter_context(tempfile.TemporaryDirectory())
-                server = start_wstime(name="handshake-node", interval=interval,
-                                      redis_url=redis.extra["url"], data_dir=Path(data_dir))
+                server = start_wstime_kind(kind, name="handshake-node", interval=interval,
+                                           redis_url=redis.extra["url"], data_dir=Path(data_dir))
+            elif kind == NODE_WS:
+                server = start_node_ws(interval=interval)
             else:
-                server = start()
+                server = start_python_websockets(interval=interval)
             stack.callback(server.stop)
             logger.info("%s: %d clients at %.0f/s", kind, connections, rate)
             results.append((kind, measure(server, connections, rate, interval)))
@@ -92,18 +95,23 @@ def run(connections: int, rate: float, skip_node: bool) -> list[tuple[str, dict[
 
 
 def report(results: list[tuple[str, dict[str, float]]], connections: int, rate: float) -> str:
-    baseline = dict(results).get(NODE_WS)
+    by_kind = dict(results)
+
+    def ratio(ms: float, baseline: str) -> str:
+        base = by_kind.get(baseline, {}).get("ms_per_handshake")
+        return f"{ms / base:.1f}x" if base else "–"
+
     lines = [f"{connections:,} clients at {rate:.0f} new connections/s, no frames during the ramp",
              "",
-             "| server | established | failed | CPU ms per handshake | ÷ Node ws | handshakes/s "
-             "per core |",
-             "|---|---|---|---|---|---|"]
+             "| server | established | failed | CPU ms per handshake | ÷ Node ws "
+             "| ÷ Python websockets | handshakes/s per core |",
+             "|---|---|---|---|---|---|---|"]
     for kind, figures in results:
         ms = figures["ms_per_handshake"]
-        ratio = f"{ms / baseline['ms_per_handshake']:.1f}x" if baseline else "–"
         per_core = f"{1000 / ms:,.0f}" if ms > 0 else "–"
         lines.append(f"| {kind} | {figures['established']:,} | {figures['failed']:,} | "
-                     f"{ms:.2f} | {ratio} | {per_core} |")
+                     f"{ms:.2f} | {ratio(ms, NODE_WS)} | {ratio(ms, PYTHON_WEBSOCKETS)} "
+                     f"| {per_core} |")
     return "\n".join(lines)
 
 
@@ -111,13 +119,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=250.0, help="new connections/s")
+    parser.add_argument("--servers", type=parse_kinds, default=list(KINDS),
+                        help=f"among {','.join(ALL_KINDS)}, measured in this order "
+                             f"(default {','.join(KINDS)})")
     parser.add_argument("--skip-node", action="store_true", help="leave out the Node baseline")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    skip_node = args.skip_node or node_available() is not None
-    if skip_node and not args.skip_node:
+    kinds = [kind for kind in args.servers if not (kind == NODE_WS and args.skip_node)]
+    if NODE_WS in kinds and node_available() is not None:
         logger.warning("Node baseline left out: %s", node_available())
-    print(report(run(args.connections, args.rate, skip_node), args.connections, args.rate))
+        kinds.remove(NODE_WS)
+    print(report(run(args.connections, args.rate, kinds), args.connections, args.rate))
 
 
 if __name__ == "__main__":

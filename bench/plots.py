@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 SERVER_STYLE = {"wstime": ("tab:blue", "o"), "node-ws": ("tab:green", "s"),
-                "python-websockets": ("tab:orange", "^")}
+                "python-websockets": ("tab:orange", "^"), "wstime-uvicorn": ("tab:purple", "D")}
 
 
 def _pyplot():

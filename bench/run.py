@@ -31,7 +31,15 @@ from localcluster.processes import REPO
 from . import plots, report, scenarios, storm
 from .loadgen import MAX_CONNECTIONS, raise_nofile_limit
 from .progress import Progress, Step, capacity_estimate, failover_estimate, storm_estimate
-from .servers import KINDS, NODE_BASELINE, NODE_WS, PYTHON_WEBSOCKETS, node_available
+from .servers import (
+    ALL_KINDS,
+    KINDS,
+    NODE_BASELINE,
+    NODE_WS,
+    PYTHON_WEBSOCKETS,
+    node_available,
+    parse_kinds,
+)
 
 logger = logging.getLogger("bench")
 
@@ -65,8 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the survivor's own clients, ticking through the storm (1000)")
     parser.add_argument("--storm-observe", type=float, default=None,
                         help="seconds of storm watched after the kill (20)")
-    parser.add_argument("--servers", type=_servers, default=list(KINDS),
-                        help=f"servers of the capacity curve (default {','.join(KINDS)})")
+    parser.add_argument("--servers", type=parse_kinds, default=list(KINDS),
+                        help=f"servers of the capacity curve, among {','.join(ALL_KINDS)} "
+                             f"(default {','.join(KINDS)})")
     parser.add_argument("--skip-node", action="store_true",
                         help="leave out the Node ws baseline (when node or npm is missing)")
     parser.add_argument("--skip-python", action="store_true",
@@ -108,17 +117,9 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _servers(text: str) -> list[str]:
-    kinds = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = set(kinds) - set(KINDS)
-    if unknown or not kinds:
-        raise argparse.ArgumentTypeError(f"servers are among {', '.join(KINDS)}; got {text!r}")
-    return kinds
-
-
 def servers_to_run(args: argparse.Namespace) -> list[str]:
     """The server kinds of the capacity curve, baselines first; exit when Node is missing."""
-    kinds = [k for k in KINDS if k in args.servers
+    kinds = [k for k in ALL_KINDS if k in args.servers
              and not (k == NODE_WS and args.skip_node)
              and not (k == PYTHON_WEBSOCKETS and args.skip_python)]
     if NODE_WS in kinds:
@@ -135,7 +136,7 @@ def environment() -> dict[str, Any]:
     env: dict[str, Any] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                            "loadavg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     for package in ("django", "channels", "daphne", "twisted", "autobahn", "channels-redis",
-                    "redis", "websockets"):
+                    "redis", "websockets", "uvicorn"):
         try:
             env["redis-py" if package == "redis" else package] = metadata.version(package)
         except metadata.PackageNotFoundError:

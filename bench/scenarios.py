@@ -27,11 +27,12 @@ from .probes import HttpProber, MachineSampler, ProcessSampler, RedisCommandSamp
 from .servers import (
     NODE_WS,
     PYTHON_WEBSOCKETS,
-    WSTIME,
+    WSTIME_KINDS,
     Server,
     start_node_ws,
     start_python_websockets,
     start_wstime,
+    start_wstime_kind,
 )
 from .stats import recovery_figures
 
@@ -114,11 +115,11 @@ def capacity(kind: str, connections: int, options: Options) -> dict[str, Any]:
     """Hold ``connections`` ticking connections on one ``kind`` server; measure the window."""
     with contextlib.ExitStack() as stack:
         redis: Managed | None = None
-        if kind == WSTIME:
+        if kind in WSTIME_KINDS:
             redis = stack.enter_context(_started(start_redis))
             data_dir = Path(stack.enter_context(_data_dir()))
             server: Server = stack.enter_context(_started(
-                start_wstime, name="bench-node", interval=options.interval,
+                start_wstime_kind, kind, name="bench-node", interval=options.interval,
                 redis_url=redis.extra["url"], data_dir=data_dir))
         elif kind == NODE_WS:
             server = stack.enter_context(_started(start_node_ws, interval=options.interval))
@@ -150,7 +151,7 @@ def _measure_capacity(stack: contextlib.ExitStack, server: Server, redis: Manage
     started = load.start()
     loadgen = stack.enter_context(_sampling(ProcessSampler(load.pids)))
     health = None
-    if server.kind == WSTIME:
+    if server.kind in WSTIME_KINDS:
         health = stack.enter_context(_sampling(HttpProber(
             LOOPBACK, server.ws_port, "/healthcheck", rate=options.health_rate)))
     ramp = load.wait_ramped(timeout=connections / options.rate + options.open_timeout + 60)
@@ -160,7 +161,7 @@ def _measure_capacity(stack: contextlib.ExitStack, server: Server, redis: Manage
     window = (window_start, window_start + options.window)
     _sleep_until(window[1] + 0.2)
     summary = profile.finish_recording(*recording) if recording is not None else None
-    metrics = _metrics(server) if server.kind == WSTIME else None
+    metrics = _metrics(server) if server.kind in WSTIME_KINDS else None
     outcome = load.stop(window=window)
     figures = outcome.tally.figures()
     used = process.figures(*window)
@@ -289,7 +290,7 @@ def _sleep_until(deadline: float) -> None:
 
 
 def _start_profile(server: Server, connections: int, options: Options):
-    if options.profile_dir is None or server.kind != WSTIME:
+    if options.profile_dir is None or server.kind not in WSTIME_KINDS:
         return None
     return _record(server.pid, options.profile_dir
                    / f"{options.run_id}-{server.kind}-{connections}.folded")

@@ -1,13 +1,18 @@
 """Start the servers a benchmark compares: a wstime node and the two baselines.
 
+``wstime-uvicorn`` is the same ASGI application under uvicorn instead of daphne, for comparing
+the ASGI servers; it is not in the default set (:data:`KINDS`) and only ``--servers`` names it.
+
 All listen on free loopback ports with a listen backlog of :data:`BACKLOG`; each is a
 :class:`localcluster.processes.Managed` with its own folder and log, stopped by PID.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,10 +25,13 @@ from localcluster.processes import (
     _spawn,
     _wait_started,
     free_port,
+    http_get,
+    node_env,
     port_open,
     start_node,
 )
-from wstime.serve import LISTEN_BACKLOG
+from timer.config.loader import start_value
+from wstime.serve import APPLICATION, LISTEN_BACKLOG
 
 BACKLOG = LISTEN_BACKLOG  # Twisted's default is 50: a ramp of 500 connections/s overflows it
 NODE_BASELINE = REPO / "bench" / "baselines" / "node"
@@ -31,7 +39,22 @@ NODE_BASELINE = REPO / "bench" / "baselines" / "node"
 WSTIME = "wstime"
 NODE_WS = "node-ws"
 PYTHON_WEBSOCKETS = "python-websockets"
-KINDS = (NODE_WS, PYTHON_WEBSOCKETS, WSTIME)
+WSTIME_UVICORN = "wstime-uvicorn"
+KINDS = (NODE_WS, PYTHON_WEBSOCKETS, WSTIME)  # the default set of a run
+ALL_KINDS = (*KINDS, WSTIME_UVICORN)  # what --servers accepts
+WSTIME_KINDS = (WSTIME, WSTIME_UVICORN)  # a wstime node: Redis, /healthcheck, /metrics
+# uvicorn's sans-I/O implementation on python-websockets: close reasons and the denial
+# response (websocket.http.response) without patches.
+UVICORN_WS = "websockets-sansio"
+
+
+def parse_kinds(text: str) -> list[str]:
+    """Parse ``--servers`` (comma-separated kinds among :data:`ALL_KINDS`), keeping the order."""
+    kinds = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = set(kinds) - set(ALL_KINDS)
+    if unknown or not kinds:
+        raise argparse.ArgumentTypeError(f"servers are among {', '.join(ALL_KINDS)}; got {text!r}")
+    return kinds
 
 
 @dataclass
@@ -100,3 +123,42 @@ def start_wstime(*, name: str, interval: float, redis_url: str, data_dir: Path,
              "WSTIME_DATA_DIR": str(data_dir), **(env or {})},
     )
     return Server(WSTIME, managed, managed.port)
+
+
+def start_wstime_uvicorn(*, name: str, interval: float, redis_url: str, data_dir: Path,
+                         timeout: float = 60.0, env: Mapping[str, str] | None = None) -> Server:
+    """Start ``wstime.asgi:application`` under uvicorn with a node's environment and frame limit.
+
+    Not a production node: the patches in ``timer/server/`` are daphne's and do not apply, and
+    the SIGTERM drain is not installed (it waits for daphne's reactor). The node's tasks start
+    on first use, so one ``/healthcheck`` starts them before any load comes.
+    """
+    port = free_port()
+    environment = node_env(WSTIME_NODE_NAME=name, WSTIME_REDIS_URL=redis_url,
+                           WSTIME_TICK_INTERVAL=str(interval), WSTIME_DATA_DIR=str(data_dir),
+                           PYTHONPATH=str(REPO), **dict(env or {}))
+    max_frame = start_value("WSTIME_MAX_CLIENT_FRAME", environment)
+    argv = [sys.executable, "-m", "uvicorn", APPLICATION, "--host", LOOPBACK,
+            "--port", str(port), "--backlog", str(BACKLOG), "--ws", UVICORN_WS,
+            "--ws-max-size", str(max_frame), "--no-access-log", "--lifespan", "off",
+            # Like daphne's default verbosity: no line per connection from the server itself
+            # (uvicorn logs "connection open" at INFO); the application's own logs are kept.
+            "--log-level", "warning",
+            # The application reads forwarded headers itself (WSTIME_TRUSTED_PROXIES).
+            "--no-proxy-headers", "--timeout-graceful-shutdown", "5"]
+    managed = _spawn(f"uvicorn-{name}", argv, env=environment, cwd=REPO, port=port)
+    managed.stop_signal = signal.SIGINT
+    url = f"http://{LOOPBACK}:{port}"
+    _wait_started(managed, lambda: http_get(f"{url}/livez", 0.5)[0] == 200, timeout)
+    http_get(f"{url}/healthcheck", 5.0)  # starts the sampler, ticker and agent
+    managed.extra.update(url=url, ws_url=f"ws://{LOOPBACK}:{port}/")
+    return Server(WSTIME_UVICORN, managed, port)
+
+
+def start_wstime_kind(kind: str, **options) -> Server:
+    """Start a wstime node of ``kind`` (:data:`WSTIME_KINDS`) with :func:`start_wstime`'s options."""
+    if kind == WSTIME:
+        return start_wstime(**options)
+    if kind == WSTIME_UVICORN:
+        return start_wstime_uvicorn(**options)
+    raise ValueError(f"not a wstime server kind: {kind!r}")

@@ -68,13 +68,14 @@ def test_handshake_cost__measures_each_server():
     """`python -m bench.handshake_cost` ramps clients into each server and prints its cost."""
     completed = subprocess.run(
         [sys.executable, "-m", "bench.handshake_cost", "--connections", "200", "--rate", "100",
-         "--skip-node"],
+         "--servers", "node-ws,python-websockets,wstime,wstime-uvicorn", "--skip-node"],
         cwd=REPO, capture_output=True, text=True, timeout=100,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     rows = {line.split("|")[1].strip(): line.split("|")[2:-1]
             for line in completed.stdout.splitlines() if line.startswith("| ")}
-    for server in ("python-websockets", "wstime"):
-        established, failed, ms, _ratio, _per_core = (cell.strip() for cell in rows[server])
+    assert list(rows)[1:] == ["python-websockets", "wstime", "wstime-uvicorn"]  # after the header
+    for server in ("python-websockets", "wstime", "wstime-uvicorn"):
+        established, failed, ms, _node, _python, _per_core = (cell.strip() for cell in rows[server])
         assert established == "200" and failed == "0"
         float(ms)  # a figure, whatever its value on a busy machine
