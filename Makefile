@@ -48,10 +48,12 @@ lock: venv
 demo: system-packages venv
 	$(PY) -m localcluster.demo $(DEMO_ARGS)
 
-# Lint (ruff), types (mypy, strict on the pure core, health and sessions) and import rules
-# (import-linter: the pure core imports no framework and no I/O), then every test.
+# Lint and format (ruff), types (mypy, strict on the pure core, health and sessions) and import rules
+# (import-linter: the pure core imports no framework and no I/O, no import cycles), then every
+# test.
 test: system-packages chaos-packages venv
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)

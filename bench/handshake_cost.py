@@ -54,9 +54,15 @@ def measure(server: Server, connections: int, rate: float, interval: float) -> d
     before = cpu_seconds(process)
     time.sleep(IDLE_SECONDS)
     idle_rate = (cpu_seconds(process) - before) / IDLE_SECONDS
-    spec = LoadSpec(url=server.ws_url, connections=connections, rate=rate, interval=interval,
-                    workers=1, id_prefix=f"handshake-{server.kind}",
-                    max_duration=connections / rate + 120)
+    spec = LoadSpec(
+        url=server.ws_url,
+        connections=connections,
+        rate=rate,
+        interval=interval,
+        workers=1,
+        id_prefix=f"handshake-{server.kind}",
+        max_duration=connections / rate + 120,
+    )
     with LoadGenerator(spec) as load:
         started = load.start()
         ramp_cpu_start = cpu_seconds(process)
@@ -66,12 +72,15 @@ def measure(server: Server, connections: int, rate: float, interval: float) -> d
         load.stop(window=None)
     busy = max(0.0, ramp_cpu - idle_rate * ramp_seconds)
     made = max(1, ramp.established)
-    return {"established": ramp.established, "failed": ramp.failed,
-            "ms_per_handshake": 1000 * busy / made, "idle_core": idle_rate}
+    return {
+        "established": ramp.established,
+        "failed": ramp.failed,
+        "ms_per_handshake": 1000 * busy / made,
+        "idle_core": idle_rate,
+    }
 
 
-def run(connections: int, rate: float,
-        kinds: list[str]) -> list[tuple[str, dict[str, float]]]:
+def run(connections: int, rate: float, kinds: list[str]) -> list[tuple[str, dict[str, float]]]:
     """Measure each server of ``kinds`` in turn, each fresh (a wstime node with its own Redis)."""
     # Longer than the ramp: the first frame of every connection comes after the measurement.
     interval = connections / rate + 30
@@ -82,8 +91,13 @@ def run(connections: int, rate: float,
                 redis = start_redis()
                 stack.callback(redis.stop)
                 data_dir = stack.enter_context(tempfile.TemporaryDirectory())
-                server = start_wstime_kind(kind, name="handshake-node", interval=interval,
-                                           redis_url=redis.extra["url"], data_dir=Path(data_dir))
+                server = start_wstime_kind(
+                    kind,
+                    name="handshake-node",
+                    interval=interval,
+                    redis_url=redis.extra["url"],
+                    data_dir=Path(data_dir),
+                )
             elif kind == NODE_WS:
                 server = start_node_ws(interval=interval)
             else:
@@ -101,17 +115,21 @@ def report(results: list[tuple[str, dict[str, float]]], connections: int, rate: 
         base = by_kind.get(baseline, {}).get("ms_per_handshake")
         return f"{ms / base:.1f}x" if base else "–"
 
-    lines = [f"{connections:,} clients at {rate:.0f} new connections/s, no frames during the ramp",
-             "",
-             "| server | established | failed | CPU ms per handshake | ÷ Node ws "
-             "| ÷ Python websockets | handshakes/s per core |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{connections:,} clients at {rate:.0f} new connections/s, no frames during the ramp",
+        "",
+        "| server | established | failed | CPU ms per handshake | ÷ Node ws "
+        "| ÷ Python websockets | handshakes/s per core |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for kind, figures in results:
         ms = figures["ms_per_handshake"]
         per_core = f"{1000 / ms:,.0f}" if ms > 0 else "–"
-        lines.append(f"| {kind} | {figures['established']:,} | {figures['failed']:,} | "
-                     f"{ms:.2f} | {ratio(ms, NODE_WS)} | {ratio(ms, PYTHON_WEBSOCKETS)} "
-                     f"| {per_core} |")
+        lines.append(
+            f"| {kind} | {figures['established']:,} | {figures['failed']:,} | "
+            f"{ms:.2f} | {ratio(ms, NODE_WS)} | {ratio(ms, PYTHON_WEBSOCKETS)} "
+            f"| {per_core} |"
+        )
     return "\n".join(lines)
 
 
@@ -119,9 +137,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=250.0, help="new connections/s")
-    parser.add_argument("--servers", type=parse_kinds, default=list(KINDS),
-                        help=f"among {','.join(ALL_KINDS)}, measured in this order "
-                             f"(default {','.join(KINDS)})")
+    parser.add_argument(
+        "--servers",
+        type=parse_kinds,
+        default=list(KINDS),
+        help=f"among {','.join(ALL_KINDS)}, measured in this order (default {','.join(KINDS)})",
+    )
     parser.add_argument("--skip-node", action="store_true", help="leave out the Node baseline")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -79,8 +79,9 @@ async def hold_clients(port: int, count: int, seconds: float) -> None:
     async def client(number: int) -> None:
         nonlocal frames
         async with gate:
-            websocket = await connect(f"ws://127.0.0.1:{port}/?id=bench{number:06d}",
-                                      open_timeout=30, ping_interval=None)
+            websocket = await connect(
+                f"ws://127.0.0.1:{port}/?id=bench{number:06d}", open_timeout=30, ping_interval=None
+            )
         async with websocket:
             async for _ in websocket:
                 frames += 1
@@ -117,25 +118,45 @@ def run(args: argparse.Namespace) -> dict:
     port = free_port()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wstime-bench-") as data_dir:
-        env = {**os.environ, "WSTIME_DATA_DIR": data_dir, "WSTIME_NODE_NAME": "bench",
-               "WSTIME_LOG_LEVEL": "WARNING", "WSTIME_LINK_CAPACITY": "1G",
-               "DJANGO_SECRET_KEY": "bench-" + "x" * 44}
+        env = {
+            **os.environ,
+            "WSTIME_DATA_DIR": data_dir,
+            "WSTIME_NODE_NAME": "bench",
+            "WSTIME_LOG_LEVEL": "WARNING",
+            "WSTIME_LINK_CAPACITY": "1G",
+            "DJANGO_SECRET_KEY": "bench-" + "x" * 44,
+        }
         node = subprocess.Popen(
             [sys.executable, "-m", "wstime.serve", "--bind", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         clients = None
         try:
             wait_until(lambda: get(port, "/livez")[0] == 200, 30, "the node did not start")
             get(port, "/healthcheck")  # starts the node's tasks
             hold = max(10.0, args.deadline - (time.monotonic() - started) - 5)
             clients = subprocess.Popen(
-                [sys.executable, __file__, "--hold-clients", str(args.connections),
-                 "--port", str(port), "--hold", str(hold)], cwd=ROOT)
+                [
+                    sys.executable,
+                    __file__,
+                    "--hold-clients",
+                    str(args.connections),
+                    "--port",
+                    str(port),
+                    "--hold",
+                    str(hold),
+                ],
+                cwd=ROOT,
+            )
 
             def connected() -> bool:
-                return json.loads(get(port, "/healthcheck?format=json")[1])["connections"] \
+                return (
+                    json.loads(get(port, "/healthcheck?format=json")[1])["connections"]
                     >= args.connections
+                )
 
             wait_until(connected, min(120, hold), f"{args.connections} clients did not connect")
             time.sleep(2)  # a couple of full tick rounds before timing
@@ -163,16 +184,29 @@ def run(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--connections", type=int, default=2000,
-                        help="ticking WebSocket connections held open (default 2000)")
-    parser.add_argument("--requests", type=int, default=500,
-                        help="health checks timed (default 500)")
-    parser.add_argument("--pause", type=float, default=0.01,
-                        help="seconds between two health checks (default 0.01)")
-    parser.add_argument("--deadline", type=float, default=180,
-                        help="seconds after which the run stops in any case (default 180)")
-    parser.add_argument("--save", action="store_true",
-                        help="also write the figures to bench/results/<date>-health-latency.json")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=2000,
+        help="ticking WebSocket connections held open (default 2000)",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=500, help="health checks timed (default 500)"
+    )
+    parser.add_argument(
+        "--pause", type=float, default=0.01, help="seconds between two health checks (default 0.01)"
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=180,
+        help="seconds after which the run stops in any case (default 180)",
+    )
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="also write the figures to bench/results/<date>-health-latency.json",
+    )
     parser.add_argument("--hold-clients", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--hold", type=float, help=argparse.SUPPRESS)
@@ -183,9 +217,16 @@ def main() -> None:
         asyncio.run(hold_clients(args.port, args.hold_clients, args.hold))
         return
     figures = run(args)
-    logger.info("/healthcheck with %d open connections, %d requests: p50 %.2f ms, p90 %.2f ms, "
-                "p99 %.2f ms, max %.2f ms", figures["connections"], figures["requests"],
-                figures["p50_ms"], figures["p90_ms"], figures["p99_ms"], figures["max_ms"])
+    logger.info(
+        "/healthcheck with %d open connections, %d requests: p50 %.2f ms, p90 %.2f ms, "
+        "p99 %.2f ms, max %.2f ms",
+        figures["connections"],
+        figures["requests"],
+        figures["p50_ms"],
+        figures["p90_ms"],
+        figures["p99_ms"],
+        figures["max_ms"],
+    )
     if args.save:
         target = ROOT / "bench" / "results" / f"{figures['date']}-health-latency.json"
         target.parent.mkdir(exist_ok=True)

@@ -80,8 +80,9 @@ class LoadSpec:
         for url in (self.url, self.reconnect_url or self.url):
             host = urlsplit(url).hostname or ""
             if host not in LOOPBACK_HOSTS:
-                raise LoadError(f"refusing to load {host!r}: the load generator targets "
-                                "loopback only")
+                raise LoadError(
+                    f"refusing to load {host!r}: the load generator targets loopback only"
+                )
         if not 0 < self.connections <= MAX_CONNECTIONS:
             raise LoadError(f"connections must be in 1..{MAX_CONNECTIONS}, got {self.connections}")
         if self.rate <= 0 or self.interval <= 0 or self.max_duration <= 0:
@@ -177,8 +178,12 @@ class LoadGenerator:
         context = multiprocessing.get_context("spawn")
         for index in range(self.spec.workers):
             parent_end, child_end = context.Pipe()
-            process = context.Process(target=_worker_main, args=(self.spec, index, child_end),
-                                      name=f"loadgen-{index}", daemon=True)
+            process = context.Process(
+                target=_worker_main,
+                args=(self.spec, index, child_end),
+                name=f"loadgen-{index}",
+                daemon=True,
+            )
             process.start()
             child_end.close()
             self._pipes.append(parent_end)
@@ -215,8 +220,14 @@ class LoadGenerator:
             pipe.send(("moves", code))
         return [move for report in self._collect("moves", timeout) for move in report]
 
-    def stop(self, *, window: tuple[float, float] | None, killed_node: str | None = None,
-             kill_time: float | None = None, timeout: float = 60.0) -> Outcome:
+    def stop(
+        self,
+        *,
+        window: tuple[float, float] | None,
+        killed_node: str | None = None,
+        kill_time: float | None = None,
+        timeout: float = 60.0,
+    ) -> Outcome:
         """Close every connection and return the merged figures for ``window``."""
         for pipe in self._pipes:
             pipe.send(("stop", window, killed_node, kill_time))
@@ -248,15 +259,17 @@ class LoadGenerator:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LoadError(f"workers did not answer {kind!r} within {timeout:.0f}s")
-            ready = wait_pipes([p for i, p in enumerate(self._pipes) if i not in replies],
-                               timeout=remaining)
+            ready = wait_pipes(
+                [p for i, p in enumerate(self._pipes) if i not in replies], timeout=remaining
+            )
             for pipe in ready:
                 index = self._pipes.index(pipe)
                 try:
                     message = pipe.recv()
                 except EOFError:
-                    raise LoadError(f"load worker {index} died (exit code "
-                                    f"{self._processes[index].exitcode})") from None
+                    raise LoadError(
+                        f"load worker {index} died (exit code {self._processes[index].exitcode})"
+                    ) from None
                 if message[0] == "error":
                     raise LoadError(f"load worker {index} failed: {message[1]}")
                 if message[0] == "ramped" and kind != "ramped":
@@ -328,14 +341,15 @@ class _Worker:
             return
         start_at = message[1]
         end_by = start_at + self.spec.max_duration
-        background = [asyncio.create_task(self._spawn(start_at)),
-                      asyncio.create_task(self._probe_lag())]
+        background = [
+            asyncio.create_task(self._spawn(start_at)),
+            asyncio.create_task(self._probe_lag()),
+        ]
         if self.spec.reconnect and self.spec.silence:
             background.append(asyncio.create_task(self._watch_silence(self.spec.silence)))
         while True:
             try:
-                message = await asyncio.wait_for(inbox.queue.get(),
-                                                 max(0.0, end_by - loop.time()))
+                message = await asyncio.wait_for(inbox.queue.get(), max(0.0, end_by - loop.time()))
             except TimeoutError:
                 message = ("stop", None, None, None)  # bounded: stop by ourselves
             if message[0] == "census":
@@ -347,12 +361,21 @@ class _Worker:
         _, window, killed_node, kill_time = message
         await self._stop(background)
         share = [self.clients[i] for i in self.indexes]
-        found = (recoveries(share, killed_node=killed_node, kill_time=kill_time)
-                 if killed_node and kill_time is not None else [])
-        result = tally(share, window=window, interval=self.spec.interval,
-                       stopped_at=self.stopped_at, lag_samples=self.lag_samples)
-        self.pipe.send(("result", {"tally": result, "recoveries": found,
-                                   "stopped_at": self.stopped_at}))
+        found = (
+            recoveries(share, killed_node=killed_node, kill_time=kill_time)
+            if killed_node and kill_time is not None
+            else []
+        )
+        result = tally(
+            share,
+            window=window,
+            interval=self.spec.interval,
+            stopped_at=self.stopped_at,
+            lag_samples=self.lag_samples,
+        )
+        self.pipe.send(
+            ("result", {"tally": result, "recoveries": found, "stopped_at": self.stopped_at})
+        )
 
     async def _spawn(self, start_at: float) -> None:
         loop = asyncio.get_running_loop()
@@ -391,8 +414,12 @@ class _Worker:
             session = _Session(uri, attempt, loop)
             try:
                 async with asyncio.timeout(spec.open_timeout):
-                    await loop.create_connection(lambda: session, uri.host, uri.port,  # noqa: B023 - called at once
-                                                 local_addr=source_address(uri.host, self.index))
+                    await loop.create_connection(
+                        lambda: session,  # noqa: B023 - called at once
+                        uri.host,
+                        uri.port,
+                        local_addr=source_address(uri.host, self.index),
+                    )
                     attempt.opened = await session.opened
             except asyncio.CancelledError:
                 attempt.failure = "stopped"
@@ -435,13 +462,18 @@ class _Worker:
         if attempt.opened is not None:
             self._established += 1
         if self._unresolved == 0:
-            self.pipe.send(("ramped", {
-                "established": self._established,
-                "failed": len(self.indexes) - self._established,
-                "first_start": self._first_start,
-                "last_start": self._last_start,
-                "resolved_at": asyncio.get_running_loop().time(),
-            }))
+            self.pipe.send(
+                (
+                    "ramped",
+                    {
+                        "established": self._established,
+                        "failed": len(self.indexes) - self._established,
+                        "first_start": self._first_start,
+                        "last_start": self._last_start,
+                        "resolved_at": asyncio.get_running_loop().time(),
+                    },
+                )
+            )
 
     def _census(self) -> Counter:
         counts: Counter = Counter()
@@ -458,10 +490,18 @@ class _Worker:
             for k, before in enumerate(attempts[:-1]):
                 if before.close_code != code or not before.counts or before.closed is None:
                     continue
-                landed = next((a for a in attempts[k + 1:] if a.counts), None)
+                landed = next((a for a in attempts[k + 1 :] if a.counts), None)
                 delta = None if landed is None else landed.counts[0] - before.counts[-1]
-                moves.append((client, before.closed, attempts[k + 1].started, delta,
-                              before.node, landed.node if landed else ""))
+                moves.append(
+                    (
+                        client,
+                        before.closed,
+                        attempts[k + 1].started,
+                        delta,
+                        before.node,
+                        landed.node if landed else "",
+                    )
+                )
         return moves
 
     async def _stop(self, background: Iterable[asyncio.Task]) -> None:
@@ -486,8 +526,9 @@ class _Session(asyncio.Protocol):
     client must stay much cheaper than the servers it measures on the same cores.
     """
 
-    def __init__(self, uri: WebSocketURI, attempt: Attempt,
-                 loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, uri: WebSocketURI, attempt: Attempt, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.protocol = ClientProtocol(uri)
         self.attempt = attempt
         self.opened: asyncio.Future[float] = loop.create_future()

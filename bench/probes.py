@@ -135,8 +135,9 @@ class RedisCommandSampler(_Sampler):
 class HttpProber(_Sampler):
     """GET ``path`` on a new connection ``rate`` times a second, recording latency and status."""
 
-    def __init__(self, host: str, port: int, path: str, *, rate: float = 5.0,
-                 timeout: float = 5.0) -> None:
+    def __init__(
+        self, host: str, port: int, path: str, *, rate: float = 5.0, timeout: float = 5.0
+    ) -> None:
         super().__init__()
         self.period = 1 / rate
         self._host, self._port, self._path, self._timeout = host, port, path, timeout

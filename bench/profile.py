@@ -24,8 +24,10 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
     ("socket writes (Twisted doWrite)", "FileDescriptor.doWrite"),
     ("HTTP upgrade (Twisted Request.requestReceived)", "Request.requestReceived"),
     ("autobahn handshake (processHandshake)", "processHandshake"),
-    ("autobahn _connectionMade (pformat of its options, per connection)",
-     "WebSocketProtocol._connectionMade"),
+    (
+        "autobahn _connectionMade (pformat of its options, per connection)",
+        "WebSocketProtocol._connectionMade",
+    ),
     ("channels aclose_old_connections (thread-pool hop per message)", "aclose_old_connections"),
     ("thread-pool threads", "concurrent/futures/thread.py"),
     ("TimerConsumer.connect", "TimerConsumer.connect"),
@@ -57,14 +59,27 @@ def start_recording(pid: int, *, out: Path, rate: int = 100) -> subprocess.Popen
     if binary is None:
         return None
     return subprocess.Popen(
-        [binary, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-         "--nonblocking", "--output", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            binary,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            str(rate),
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
-def finish_recording(process: subprocess.Popen, out: Path, *, timeout: float = 30.0
-                     ) -> dict[str, Any]:
+def finish_recording(
+    process: subprocess.Popen, out: Path, *, timeout: float = 30.0
+) -> dict[str, Any]:
     """Stop py-spy (SIGINT makes it write its output) and summarise what it wrote."""
     process.send_signal(signal.SIGINT)
     try:
@@ -117,5 +132,8 @@ def summarize_folded(text: str, *, top: int = 12) -> dict[str, Any]:
     def share(counter: Counter[str], limit: int | None) -> list[tuple[str, float]]:
         return [(name, round(100 * n / total, 1)) for name, n in counter.most_common(limit)]
 
-    return {"samples": total, "own_pct": share(own, top) if total else [],
-            "categories_pct": share(categories, None) if total else []}
+    return {
+        "samples": total,
+        "own_pct": share(own, top) if total else [],
+        "categories_pct": share(categories, None) if total else [],
+    }

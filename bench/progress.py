@@ -31,14 +31,22 @@ def capacity_estimate(connections: int, *, rate: float, settle: float, window: f
     return connections / rate + settle + window + STARTUP_S
 
 
-def failover_estimate(clients: int, *, rate: float, settle: float, interval: float,
-                      observe: float) -> float:
+def failover_estimate(
+    clients: int, *, rate: float, settle: float, interval: float, observe: float
+) -> float:
     """Seconds the failover scenario takes: ramp, settle, the checkpoint wait, observation."""
     return clients / rate + settle + 5 * interval + observe + 2 * STARTUP_S
 
 
-def storm_estimate(clients: int, survivor_clients: int, *, rate: float, settle: float,
-                   interval: float, observe: float) -> float:
+def storm_estimate(
+    clients: int,
+    survivor_clients: int,
+    *,
+    rate: float,
+    settle: float,
+    interval: float,
+    observe: float,
+) -> float:
     """Seconds the storm takes: both ramps, settle, the checkpoint wait, the storm itself."""
     return (clients + survivor_clients) / rate + settle + 3 * interval + observe + 2 * STARTUP_S
 
@@ -56,8 +64,14 @@ def format_duration(seconds: float) -> str:
 class Progress:
     """Reports a plan of steps as they run."""
 
-    def __init__(self, steps: list[Step], *, stream: TextIO = sys.stderr,
-                 clock: Callable[[], float] = time.monotonic, every: float = 10.0) -> None:
+    def __init__(
+        self,
+        steps: list[Step],
+        *,
+        stream: TextIO = sys.stderr,
+        clock: Callable[[], float] = time.monotonic,
+        every: float = 10.0,
+    ) -> None:
         self.steps = steps
         self._stream, self._clock, self._every = stream, clock, every
         self._index = -1
@@ -72,7 +86,7 @@ class Progress:
         if self._index < 0:
             return sum(step.estimate_s for step in self.steps) * self._pace
         current = self.steps[self._index].estimate_s * self._pace - (now - self._step_started_at)
-        ahead = sum(step.estimate_s for step in self.steps[self._index + 1:]) * self._pace
+        ahead = sum(step.estimate_s for step in self.steps[self._index + 1 :]) * self._pace
         return max(0.0, current) + ahead
 
     def line(self, now: float) -> str:
@@ -80,9 +94,11 @@ class Progress:
         step = self.steps[self._index]
         into = now - self._step_started_at
         share = min(1.0, into / (step.estimate_s * self._pace)) if step.estimate_s else 1.0
-        return (f"[{self._index + 1}/{len(self.steps)}] {step.label}: "
-                f"{format_duration(into)} of ~{format_duration(step.estimate_s * self._pace)} "
-                f"({share:.0%}); about {format_duration(self.time_left(now))} left in all")
+        return (
+            f"[{self._index + 1}/{len(self.steps)}] {step.label}: "
+            f"{format_duration(into)} of ~{format_duration(step.estimate_s * self._pace)} "
+            f"({share:.0%}); about {format_duration(self.time_left(now))} left in all"
+        )
 
     def start(self, index: int) -> None:
         """Step ``index`` begins (the previous one, if any, is done)."""
@@ -92,8 +108,9 @@ class Progress:
         self._index, self._step_started_at = index, now
         self._write(self.line(now))
         if self._thread is None and self._every > 0:
-            self._thread = threading.Thread(target=self._heartbeat, name="bench-progress",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._heartbeat, name="bench-progress", daemon=True
+            )
             self._thread.start()
 
     def done(self) -> None:
@@ -102,8 +119,10 @@ class Progress:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self._every + 1)
-        self._write(f"[{len(self.steps)}/{len(self.steps)}] done in "
-                    f"{format_duration(now - self._started_at)}")
+        self._write(
+            f"[{len(self.steps)}/{len(self.steps)}] done in "
+            f"{format_duration(now - self._started_at)}"
+        )
 
     def _finish(self, now: float) -> None:
         self._done_actual += now - self._step_started_at

@@ -43,37 +43,62 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SLOT = 0.1  # seconds: the reconnect spread is counted per slot
 
 
-def rebalance(connections: int, options: Options, *, within_pct: float = 10.0,
-              observe: float = 180.0, after_balanced: float = 10.0) -> dict[str, Any]:
+def rebalance(
+    connections: int,
+    options: Options,
+    *,
+    within_pct: float = 10.0,
+    observe: float = 180.0,
+    after_balanced: float = 10.0,
+) -> dict[str, Any]:
     """Run the scenario (see the module docstring) and return its figures."""
     with contextlib.ExitStack() as stack:
         redis = stack.enter_context(_started(start_redis))
         data_dir = Path(stack.enter_context(_data_dir()))
         agents = {"bench-a": free_port(), "bench-b": free_port()}
         b_port = free_port()
-        a = stack.enter_context(_started(
-            start_wstime, name="bench-a", interval=options.interval,
-            redis_url=redis.extra["url"], data_dir=data_dir,
-            env={"WSTIME_AGENT_PORT": str(agents["bench-a"])}))
-        haproxy = stack.enter_context(_started(
-            start_haproxy, [a.ws_port, b_port], agent_ports=list(agents.values())))
-        spec = LoadSpec(url=haproxy.extra["ws_url"], connections=connections, rate=options.rate,
-                        interval=options.interval, open_timeout=options.open_timeout,
-                        workers=options.workers or default_workers(connections),
-                        id_prefix=f"{options.run_id}-rebalance", reconnect=True,
-                        silence=3.5 * options.interval,
-                        max_duration=connections / options.rate + options.open_timeout
-                        + observe + 120)
+        a = stack.enter_context(
+            _started(
+                start_wstime,
+                name="bench-a",
+                interval=options.interval,
+                redis_url=redis.extra["url"],
+                data_dir=data_dir,
+                env={"WSTIME_AGENT_PORT": str(agents["bench-a"])},
+            )
+        )
+        haproxy = stack.enter_context(
+            _started(start_haproxy, [a.ws_port, b_port], agent_ports=list(agents.values()))
+        )
+        spec = LoadSpec(
+            url=haproxy.extra["ws_url"],
+            connections=connections,
+            rate=options.rate,
+            interval=options.interval,
+            open_timeout=options.open_timeout,
+            workers=options.workers or default_workers(connections),
+            id_prefix=f"{options.run_id}-rebalance",
+            reconnect=True,
+            silence=3.5 * options.interval,
+            max_duration=connections / options.rate + options.open_timeout + observe + 120,
+        )
         load = stack.enter_context(LoadGenerator(spec))
         load.start()
         ramp = load.wait_ramped(timeout=connections / options.rate + options.open_timeout + 60)
         time.sleep(options.settle + 2 * options.interval)
         before = load.census()
         b_started = time.monotonic()
-        b = stack.enter_context(_started(
-            start_wstime, name="bench-b", interval=options.interval,
-            redis_url=redis.extra["url"], data_dir=data_dir, ws_port=b_port,
-            env={"WSTIME_AGENT_PORT": str(agents["bench-b"])}))
+        b = stack.enter_context(
+            _started(
+                start_wstime,
+                name="bench-b",
+                interval=options.interval,
+                redis_url=redis.extra["url"],
+                data_dir=data_dir,
+                ws_port=b_port,
+                env={"WSTIME_AGENT_PORT": str(agents["bench-b"])},
+            )
+        )
         b_ready = time.monotonic() - b_started
         half, margin = connections / 2, connections / 2 * within_pct / 100
         timeline: list[tuple[float, int, int]] = []
@@ -82,18 +107,25 @@ def rebalance(connections: int, options: Options, *, within_pct: float = 10.0,
             census = load.census()
             at = time.monotonic() - b_started
             timeline.append((round(at, 1), census.get("bench-a", 0), census.get("bench-b", 0)))
-            if balanced_after is None and abs(census.get("bench-a", 0) - half) <= margin \
-                    and abs(census.get("bench-b", 0) - half) <= margin:
+            if (
+                balanced_after is None
+                and abs(census.get("bench-a", 0) - half) <= margin
+                and abs(census.get("bench-b", 0) - half) <= margin
+            ):
                 balanced_after = at
             if balanced_after is not None and at - balanced_after >= after_balanced:
                 break
             time.sleep(0.5)
         moves = load.moves(CLOSE_SERVICE_RESTART)
-        node_metrics = {name: _rebalance_metrics(node.ws_port)
-                        for name, node in (("bench-a", a), ("bench-b", b))}
+        node_metrics = {
+            name: _rebalance_metrics(node.ws_port)
+            for name, node in (("bench-a", a), ("bench-b", b))
+        }
         load.stop(window=None)
-        problems = {name: log_problems(node.managed.log())
-                    for name, node in (("bench-a", a), ("bench-b", b))}
+        problems = {
+            name: log_problems(node.managed.log())
+            for name, node in (("bench-a", a), ("bench-b", b))
+        }
     return {
         "connections": connections,
         "interval_s": options.interval,
@@ -138,8 +170,9 @@ def _rebalance_metrics(port: int) -> dict[str, float]:
     status, body = http_get(f"http://{LOOPBACK}:{port}/metrics", 5.0)
     out: dict[str, float] = {}
     for line in body.splitlines() if status == 200 else []:
-        if line.startswith(("wstime_rebalance_moved_total", "wstime_rebalance_share",
-                            "wstime_open_connections")):
+        if line.startswith(
+            ("wstime_rebalance_moved_total", "wstime_rebalance_share", "wstime_open_connections")
+        ):
             name, _, value = line.rpartition(" ")
             out[name.split("{")[0]] = float(value)
     return out
@@ -173,23 +206,37 @@ def render(result: dict[str, Any]) -> str:
             f"| reconnects per 100 ms slot: mean / p99 / busiest | {moves['mean_per_slot']} / "
             f"{moves['p99_slot']} / {moves['busiest_slot']} |",
         ]
-    lines += ["", "Split over time (s after B's start, clients on A, on B):", "",
-              "    " + "  ".join(f"{t:g}:{a}/{b}" for t, a, b in result["timeline"][::4]), ""]
+    lines += [
+        "",
+        "Split over time (s after B's start, clients on A, on B):",
+        "",
+        "    " + "  ".join(f"{t:g}:{a}/{b}" for t, a, b in result["timeline"][::4]),
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
-                        stream=sys.stderr)
-    parser = argparse.ArgumentParser(prog="python -m bench.rebalance", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.rebalance",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--clients", type=int, default=5000, help="clients (5000)")
     parser.add_argument("--rate", type=float, default=500.0, help="new connections/s (500)")
     parser.add_argument("--interval", type=float, default=1.0, help="tick interval, s (1)")
-    parser.add_argument("--within", type=float, default=10.0,
-                        help="balanced when each node is within this %% of even (10)")
-    parser.add_argument("--observe", type=float, default=180.0,
-                        help="longest wait for the balance, s (180)")
+    parser.add_argument(
+        "--within",
+        type=float,
+        default=10.0,
+        help="balanced when each node is within this %% of even (10)",
+    )
+    parser.add_argument(
+        "--observe", type=float, default=180.0, help="longest wait for the balance, s (180)"
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if not 2 <= args.clients <= MAX_CONNECTIONS:
@@ -200,10 +247,11 @@ def main(argv: list[str] | None = None) -> None:
     options = Options(rate=args.rate, interval=args.interval, run_id=stamp)
     load_average = [round(x, 2) for x in os.getloadavg()]
     result = rebalance(args.clients, options, within_pct=args.within, observe=args.observe)
-    result.update(started_utc=started.isoformat(timespec="seconds"),
-                  command="python -m bench.rebalance " + " ".join(sys.argv[1:] if argv is None
-                                                                   else argv),
-                  load_average=load_average)
+    result.update(
+        started_utc=started.isoformat(timespec="seconds"),
+        command="python -m bench.rebalance " + " ".join(sys.argv[1:] if argv is None else argv),
+        load_average=load_average,
+    )
     args.results_dir.mkdir(parents=True, exist_ok=True)
     base = args.results_dir / f"{stamp}-rebalance"
     base.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")

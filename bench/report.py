@@ -23,8 +23,9 @@ REDIS_GROWTH_MAX = 1.2
 
 
 def _row(rows: list[dict[str, Any]], server: str, connections: int) -> dict[str, Any] | None:
-    return next((r for r in rows if r["server"] == server and r["connections"] == connections),
-                None)
+    return next(
+        (r for r in rows if r["server"] == server and r["connections"] == connections), None
+    )
 
 
 def cpu_vs_node(rows: list[dict[str, Any]], row: dict[str, Any]) -> float | None:
@@ -34,11 +35,17 @@ def cpu_vs_node(rows: list[dict[str, Any]], row: dict[str, Any]) -> float | None
     not look cheap.
     """
     node = _row(rows, NODE_WS, row["connections"])
-    if (node is None or not node.get("cpu_pct") or row.get("cpu_pct") is None
-            or not node["load"]["established"] or not row["load"]["established"]):
+    if (
+        node is None
+        or not node.get("cpu_pct")
+        or row.get("cpu_pct") is None
+        or not node["load"]["established"]
+        or not row["load"]["established"]
+    ):
         return None
-    return ((row["cpu_pct"] / row["load"]["established"])
-            / (node["cpu_pct"] / node["load"]["established"]))
+    return (row["cpu_pct"] / row["load"]["established"]) / (
+        node["cpu_pct"] / node["load"]["established"]
+    )
 
 
 def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -54,39 +61,68 @@ def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
         n = row["connections"]
         load = row["load"]
         where = f"wstime, {n:,} conns"
-        add(f"delivered >= {DELIVERED_MIN_PCT} %", load["delivered_pct"],
-            _at_least(load["delivered_pct"], DELIVERED_MIN_PCT), where)
-        add(f"tick jitter p99 < {JITTER_P99_MAX_MS:g} ms", load["jitter_p99_ms"],
-            _below(load["jitter_p99_ms"], JITTER_P99_MAX_MS), where)
-        add("no connection refused or dropped while ramping",
+        add(
+            f"delivered >= {DELIVERED_MIN_PCT} %",
+            load["delivered_pct"],
+            _at_least(load["delivered_pct"], DELIVERED_MIN_PCT),
+            where,
+        )
+        add(
+            f"tick jitter p99 < {JITTER_P99_MAX_MS:g} ms",
+            load["jitter_p99_ms"],
+            _below(load["jitter_p99_ms"], JITTER_P99_MAX_MS),
+            where,
+        )
+        add(
+            "no connection refused or dropped while ramping",
             f"{load['failed']} failed, {load['dropped']} dropped",
-            load["failed"] == 0 and load["dropped"] == 0, where)
+            load["failed"] == 0 and load["dropped"] == 0,
+            where,
+        )
         ratio = cpu_vs_node(rows, row)
-        add(f"CPU per conn <= {CPU_VS_NODE_MAX:g}x Node ws (stretch {CPU_VS_NODE_STRETCH:g}x)",
+        add(
+            f"CPU per conn <= {CPU_VS_NODE_MAX:g}x Node ws (stretch {CPU_VS_NODE_STRETCH:g}x)",
             None if ratio is None else f"{ratio:.1f}x",
-            None if ratio is None else ratio <= CPU_VS_NODE_MAX, where)
-        add(f"RSS <= {RSS_MAX_KB:g} KB/conn", row["kb_per_conn"],
-            _below(row["kb_per_conn"], RSS_MAX_KB, inclusive=True), where)
+            None if ratio is None else ratio <= CPU_VS_NODE_MAX,
+            where,
+        )
+        add(
+            f"RSS <= {RSS_MAX_KB:g} KB/conn",
+            row["kb_per_conn"],
+            _below(row["kb_per_conn"], RSS_MAX_KB, inclusive=True),
+            where,
+        )
         health = row.get("healthcheck") or {}
         statuses = health.get("statuses", {})
         ok = statuses.get("200", 0) == health.get("requests", 0) and health.get("requests", 0) > 0
-        add(f"/healthcheck p99 < {HEALTH_P99_MAX_MS:g} ms (all 200)",
+        add(
+            f"/healthcheck p99 < {HEALTH_P99_MAX_MS:g} ms (all 200)",
             f"{_fmt(health.get('p99_ms'))} ms, statuses {statuses}",
-            None if not health else ok and _below(health.get("p99_ms"), HEALTH_P99_MAX_MS), where)
-    rates = [(r["connections"], r["redis_cmds_per_s"]) for r in wstime
-             if r.get("redis_cmds_per_s") is not None]
+            None if not health else ok and _below(health.get("p99_ms"), HEALTH_P99_MAX_MS),
+            where,
+        )
+    rates = [
+        (r["connections"], r["redis_cmds_per_s"])
+        for r in wstime
+        if r.get("redis_cmds_per_s") is not None
+    ]
     if len(rates) >= 2:
         (n1, r1), (n2, r2) = rates[0], rates[-1]
-        add("steady Redis command rate does not grow with connections",
+        add(
+            "steady Redis command rate does not grow with connections",
             f"{r1:g}/s at {n1:,} -> {r2:g}/s at {n2:,}",
-            r2 <= REDIS_GROWTH_MAX * r1 + 1.0, "wstime")
+            r2 <= REDIS_GROWTH_MAX * r1 + 1.0,
+            "wstime",
+        )
     failover = result.get("failover")
     if failover:
         recovery = failover["recovery"]
-        add(f"failover: >= {RESUMED_MIN_PCT:g} % resumed within {recovery['within_s']:g} s",
+        add(
+            f"failover: >= {RESUMED_MIN_PCT:g} % resumed within {recovery['within_s']:g} s",
             recovery["resumed_within_pct"],
             _at_least(recovery["resumed_within_pct"], RESUMED_MIN_PCT),
-            f"{failover['connections']:,} clients through HAProxy")
+            f"{failover['connections']:,} clients through HAProxy",
+        )
     if result.get("storm"):
         for verdict in judge_storm(result["storm"]):
             add(**verdict)
@@ -105,28 +141,46 @@ def judge_storm(storm: dict[str, Any]) -> list[dict[str, Any]]:
     lost = sum(storm["refused_for_good"].values())
     refused = ", ".join(f"{n:,} {kind}" for kind, n in sorted(storm["refused_for_good"].items()))
     return [
-        {"target": f">= {RESUMED_MIN_PCT:g} % resumed within {recovery['within_s']:g} s",
-         "value": recovery["resumed_within_pct"],
-         "met": _at_least(recovery["resumed_within_pct"], RESUMED_MIN_PCT), "where": where},
-        {"target": "none refused for good (no 4001, every client back within the storm)",
-         "value": f"{lost:,}" + (f" ({refused})" if refused else ""),
-         "met": lost == 0 if recovery["affected"] else None, "where": where},
-        {"target": "no count repeated or reset",
-         "value": f"{kinds['repeated']:,} repeated, {kinds['reset']:,} reset",
-         "met": kinds["repeated"] == 0 and kinds["reset"] == 0 if recovery["affected"] else None,
-         "where": where},
-        {"target": f"survivor /healthcheck p99 < {STORM_HEALTH_P99_MAX_MS:g} ms (all 200)",
-         "value": f"{_fmt(health.get('p99_ms'))} ms, statuses {statuses}",
-         "met": None if not health.get("requests") else
-         all_ok and _below(health.get("p99_ms"), STORM_HEALTH_P99_MAX_MS), "where": where},
-        {"target": f"survivor event-loop lag p99 <= {STORM_LAG_P99_MAX_MS:g} ms (bucket bound)",
-         "value": f"{_fmt(lag.get('p99_ms'))} ms",
-         "met": None if not lag.get("samples") else
-         lag.get("p99_ms") is not None and lag["p99_ms"] <= STORM_LAG_P99_MAX_MS,
-         "where": where},
-        {"target": f"survivor's own clients delivered >= {DELIVERED_MIN_PCT} % during the storm",
-         "value": own["delivered_pct"], "met": _at_least(own["delivered_pct"], DELIVERED_MIN_PCT),
-         "where": where},
+        {
+            "target": f">= {RESUMED_MIN_PCT:g} % resumed within {recovery['within_s']:g} s",
+            "value": recovery["resumed_within_pct"],
+            "met": _at_least(recovery["resumed_within_pct"], RESUMED_MIN_PCT),
+            "where": where,
+        },
+        {
+            "target": "none refused for good (no 4001, every client back within the storm)",
+            "value": f"{lost:,}" + (f" ({refused})" if refused else ""),
+            "met": lost == 0 if recovery["affected"] else None,
+            "where": where,
+        },
+        {
+            "target": "no count repeated or reset",
+            "value": f"{kinds['repeated']:,} repeated, {kinds['reset']:,} reset",
+            "met": kinds["repeated"] == 0 and kinds["reset"] == 0 if recovery["affected"] else None,
+            "where": where,
+        },
+        {
+            "target": f"survivor /healthcheck p99 < {STORM_HEALTH_P99_MAX_MS:g} ms (all 200)",
+            "value": f"{_fmt(health.get('p99_ms'))} ms, statuses {statuses}",
+            "met": None
+            if not health.get("requests")
+            else all_ok and _below(health.get("p99_ms"), STORM_HEALTH_P99_MAX_MS),
+            "where": where,
+        },
+        {
+            "target": f"survivor event-loop lag p99 <= {STORM_LAG_P99_MAX_MS:g} ms (bucket bound)",
+            "value": f"{_fmt(lag.get('p99_ms'))} ms",
+            "met": None
+            if not lag.get("samples")
+            else lag.get("p99_ms") is not None and lag["p99_ms"] <= STORM_LAG_P99_MAX_MS,
+            "where": where,
+        },
+        {
+            "target": f"survivor's own clients delivered >= {DELIVERED_MIN_PCT} % during the storm",
+            "value": own["delivered_pct"],
+            "met": _at_least(own["delivered_pct"], DELIVERED_MIN_PCT),
+            "where": where,
+        },
     ]
 
 
@@ -204,19 +258,23 @@ def render(result: dict[str, Any]) -> str:
         lines += _render_storm(result["storm"], plots)
     verdicts = result.get("targets", [])
     if verdicts:
-        lines += ["## Targets", "", "| target | where | measured | verdict |",
-                  "|---|---|---|---|"]
+        lines += ["## Targets", "", "| target | where | measured | verdict |", "|---|---|---|---|"]
         for v in verdicts:
-            lines.append(f"| {v['target']} | {v['where']} | {_fmt(v['value'], 2)} "
-                         f"| {_verdict(v['met'])} |")
+            lines.append(
+                f"| {v['target']} | {v['where']} | {_fmt(v['value'], 2)} | {_verdict(v['met'])} |"
+            )
         lines.append("")
     profiles = [(r["server"], r["connections"], r["profile"]) for r in rows if r.get("profile")]
     for server, n, summary in profiles:
         lines += _render_profile(server, n, summary)
     storm_profile = (result.get("storm") or {}).get("profile")
     if storm_profile:
-        lines += _render_profile("the storm's survivor", None, storm_profile,
-                                 span="from the kill to the end of the storm")
+        lines += _render_profile(
+            "the storm's survivor",
+            None,
+            storm_profile,
+            span="from the kill to the end of the storm",
+        )
     lines += _render_notes(result)
     return "\n".join(lines) + "\n"
 
@@ -231,8 +289,13 @@ def _health(health: dict[str, Any]) -> str:
     statuses = health.get("statuses", {})
     text = f"{_fmt(health.get('p50_ms'))} / {_fmt(health.get('p99_ms'))}"
     if set(statuses) - {"200"}:
-        text += " (" + ", ".join(f"{n}× {code if code != '0' else 'no answer'}"
-                                 for code, n in statuses.items()) + ")"
+        text += (
+            " ("
+            + ", ".join(
+                f"{n}× {code if code != '0' else 'no answer'}" for code, n in statuses.items()
+            )
+            + ")"
+        )
     return text
 
 
@@ -276,15 +339,22 @@ def _render_storm(storm: dict[str, Any], plots: dict[str, str]) -> list[str]:
     recovery, kinds = storm["recovery"], storm["resume_kinds"]
     health, lag = storm["survivor_health"], storm["survivor_loop_lag"]
     own = storm["survivor_own_load"]
-    before = "; ".join(f"{who} clients: " + ", ".join(f"{name} {n:,}" for name, n in
-                                                      sorted(census.items()))
-                       for who, census in storm["before_kill"].items())
+    before = "; ".join(
+        f"{who} clients: " + ", ".join(f"{name} {n:,}" for name, n in sorted(census.items()))
+        for who, census in storm["before_kill"].items()
+    )
     failed = _failures(recovery["failed_attempts"]).strip(" ()") or "none"
     refused = _failures(storm["refused_for_good"]).strip(" ()") or "none"
-    counters = ", ".join(f"`{name}` +{_fmt(n, 0)}"
-                         for name, n in storm.get("survivor_counters", {}).items()) or "–"
-    lags = ", ".join(f"{who} clients {_fmt(ms)} ms"
-                     for who, ms in storm.get("client_loop_lag_p99_ms", {}).items())
+    counters = (
+        ", ".join(
+            f"`{name}` +{_fmt(n, 0)}" for name, n in storm.get("survivor_counters", {}).items()
+        )
+        or "–"
+    )
+    lags = ", ".join(
+        f"{who} clients {_fmt(ms)} ms"
+        for who, ms in storm.get("client_loop_lag_p99_ms", {}).items()
+    )
     lines = [
         "## Failover storm (2 nodes + Redis + HAProxy)",
         "",
@@ -353,11 +423,18 @@ def _health_max(health: dict[str, Any]) -> str:
     if not health.get("requests"):
         return "–"
     statuses = health.get("statuses", {})
-    text = (f"{_fmt(health.get('p50_ms'))} / {_fmt(health.get('p99_ms'))} / "
-            f"{_fmt(health.get('max_ms'))}")
+    text = (
+        f"{_fmt(health.get('p50_ms'))} / {_fmt(health.get('p99_ms'))} / "
+        f"{_fmt(health.get('max_ms'))}"
+    )
     if set(statuses) - {"200"}:
-        text += " (" + ", ".join(f"{n}× {code if code != '0' else 'no answer'}"
-                                 for code, n in statuses.items()) + ")"
+        text += (
+            " ("
+            + ", ".join(
+                f"{n}× {code if code != '0' else 'no answer'}" for code, n in statuses.items()
+            )
+            + ")"
+        )
     return text
 
 
@@ -370,8 +447,12 @@ def _lag(lag: dict[str, Any]) -> str:
 
 def _histogram_table(histogram: dict[str, int]) -> list[str]:
     """One row of clients per bucket of time from the kill to the next frame."""
-    return ["| " + " | ".join(histogram) + " |", "|" + "---|" * len(histogram),
-            "| " + " | ".join(f"{n:,}" for n in histogram.values()) + " |", ""]
+    return [
+        "| " + " | ".join(histogram) + " |",
+        "|" + "---|" * len(histogram),
+        "| " + " | ".join(f"{n:,}" for n in histogram.values()) + " |",
+        "",
+    ]
 
 
 def _plot_link(plots: dict[str, str], kind: str, caption: str) -> list[str]:
@@ -379,15 +460,22 @@ def _plot_link(plots: dict[str, str], kind: str, caption: str) -> list[str]:
     return [f"![{caption}]({plots[kind]})", ""] if kind in plots else []
 
 
-def _render_profile(server: str, n: int | None, summary: dict[str, Any], *,
-                    span: str = "from the start of the load to the end of the window"
-                    ) -> list[str]:
+def _render_profile(
+    server: str,
+    n: int | None,
+    summary: dict[str, Any],
+    *,
+    span: str = "from the start of the load to the end of the window",
+) -> list[str]:
     title = f"Profile of {server}" + (f" at {n:,} connections" if n is not None else "")
     if "error" in summary:
         return [f"## {title}", "", f"py-spy: {summary['error']}", ""]
-    lines = [f"## {title} (py-spy, {summary['samples']:,} samples of busy threads, {span})", "",
-             "| where (a sample counts for each that its stack passes through) | % of samples |",
-             "|---|---|"]
+    lines = [
+        f"## {title} (py-spy, {summary['samples']:,} samples of busy threads, {span})",
+        "",
+        "| where (a sample counts for each that its stack passes through) | % of samples |",
+        "|---|---|",
+    ]
     lines += [f"| {label} | {pct} |" for label, pct in summary.get("categories_pct", [])]
     lines += ["", "| function (own time) | % of samples |", "|---|---|"]
     lines += [f"| `{name}` | {pct} |" for name, pct in summary["own_pct"]]
@@ -396,21 +484,24 @@ def _render_profile(server: str, n: int | None, summary: dict[str, Any], *,
 
 
 def _render_notes(result: dict[str, Any]) -> list[str]:
-    lines = ["## How measured", "",
-             "- delivered %: frames received in the window ÷ (connections attempted × window ÷ "
-             "interval); jitter: |gap − interval| between consecutive frames (N, N+1) of a "
-             "connection; connect: TCP connect + WebSocket handshake.",
-             "- CPU: user + system time of the server process over the window (peak: busiest "
-             "½ s); CPU ÷ Node: CPU per established connection ÷ Node ws's at the same N; "
-             "KB/conn: (median RSS in the window − RSS before load) ÷ established connections.",
-             "- Redis cmd/s: `total_commands_processed` delta over the window (the sampler's "
-             "own INFO calls removed); /healthcheck: a new HTTP connection per request, "
-             f"{result['options']['health_rate']:g}/s.",
-             "- client lag p99: the load generator's own event-loop lag; when it is high the "
-             "client, not the server, adds jitter. Others' CPU: the machine's busy time in the "
-             "window less the server, the load generator and Redis: other processes, and the "
-             "kernel's loopback TCP work that no process is charged for.",
-             ""]
+    lines = [
+        "## How measured",
+        "",
+        "- delivered %: frames received in the window ÷ (connections attempted × window ÷ "
+        "interval); jitter: |gap − interval| between consecutive frames (N, N+1) of a "
+        "connection; connect: TCP connect + WebSocket handshake.",
+        "- CPU: user + system time of the server process over the window (peak: busiest "
+        "½ s); CPU ÷ Node: CPU per established connection ÷ Node ws's at the same N; "
+        "KB/conn: (median RSS in the window − RSS before load) ÷ established connections.",
+        "- Redis cmd/s: `total_commands_processed` delta over the window (the sampler's "
+        "own INFO calls removed); /healthcheck: a new HTTP connection per request, "
+        f"{result['options']['health_rate']:g}/s.",
+        "- client lag p99: the load generator's own event-loop lag; when it is high the "
+        "client, not the server, adds jitter. Others' CPU: the machine's busy time in the "
+        "window less the server, the load generator and Redis: other processes, and the "
+        "kernel's loopback TCP work that no process is charged for.",
+        "",
+    ]
     env = result.get("environment")
     if env:
         lines += ["## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items()), ""]

@@ -44,52 +44,106 @@ from .servers import (
 logger = logging.getLogger("bench")
 
 RESULTS = REPO / "bench" / "results"
-QUICK = {"sizes": [200], "window": 4.0, "settle": 1.0, "failover_clients": 200, "observe": 8.0,
-         "storm_clients": 300, "storm_survivor_clients": 100, "storm_observe": 6.0}
+QUICK = {
+    "sizes": [200],
+    "window": 4.0,
+    "settle": 1.0,
+    "failover_clients": 200,
+    "observe": 8.0,
+    "storm_clients": 300,
+    "storm_survivor_clients": 100,
+    "storm_observe": 6.0,
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="N=200, 4 s windows, failover with 200 clients, a storm of 300 "
-                             "onto 100 (about a minute)")
-    parser.add_argument("--sizes", type=_sizes, default=None,
-                        help="connection counts for the capacity curve (default 1000,5000,10000)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="N=200, 4 s windows, failover with 200 clients, a storm of 300 "
+        "onto 100 (about a minute)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=None,
+        help="connection counts for the capacity curve (default 1000,5000,10000)",
+    )
     parser.add_argument("--window", type=float, default=None, help="steady window, s (25)")
-    parser.add_argument("--settle", type=float, default=None,
-                        help="pause between ramp and window, s (2)")
+    parser.add_argument(
+        "--settle", type=float, default=None, help="pause between ramp and window, s (2)"
+    )
     parser.add_argument("--rate", type=float, default=500.0, help="new connections/s (500)")
     parser.add_argument("--interval", type=float, default=1.0, help="tick interval, s (1)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="load-generator processes (default: one per 5,000 connections)")
-    parser.add_argument("--failover-clients", type=int, default=None,
-                        help="clients in the failover scenario (2000)")
-    parser.add_argument("--observe", type=float, default=None,
-                        help="seconds watched after the node kill (20)")
-    parser.add_argument("--storm-clients", type=int, default=None,
-                        help="clients of the node killed in the storm (5000)")
-    parser.add_argument("--storm-survivor-clients", type=int, default=None,
-                        help="the survivor's own clients, ticking through the storm (1000)")
-    parser.add_argument("--storm-observe", type=float, default=None,
-                        help="seconds of storm watched after the kill (20)")
-    parser.add_argument("--servers", type=parse_kinds, default=list(KINDS),
-                        help=f"servers of the capacity curve, among {','.join(ALL_KINDS)} "
-                             f"(default {','.join(KINDS)})")
-    parser.add_argument("--skip-node", action="store_true",
-                        help="leave out the Node ws baseline (when node or npm is missing)")
-    parser.add_argument("--skip-python", action="store_true",
-                        help="leave out the Python websockets baseline")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="load-generator processes (default: one per 5,000 connections)",
+    )
+    parser.add_argument(
+        "--failover-clients", type=int, default=None, help="clients in the failover scenario (2000)"
+    )
+    parser.add_argument(
+        "--observe", type=float, default=None, help="seconds watched after the node kill (20)"
+    )
+    parser.add_argument(
+        "--storm-clients",
+        type=int,
+        default=None,
+        help="clients of the node killed in the storm (5000)",
+    )
+    parser.add_argument(
+        "--storm-survivor-clients",
+        type=int,
+        default=None,
+        help="the survivor's own clients, ticking through the storm (1000)",
+    )
+    parser.add_argument(
+        "--storm-observe",
+        type=float,
+        default=None,
+        help="seconds of storm watched after the kill (20)",
+    )
+    parser.add_argument(
+        "--servers",
+        type=parse_kinds,
+        default=list(KINDS),
+        help=f"servers of the capacity curve, among {','.join(ALL_KINDS)} "
+        f"(default {','.join(KINDS)})",
+    )
+    parser.add_argument(
+        "--skip-node",
+        action="store_true",
+        help="leave out the Node ws baseline (when node or npm is missing)",
+    )
+    parser.add_argument(
+        "--skip-python", action="store_true", help="leave out the Python websockets baseline"
+    )
     parser.add_argument("--skip-capacity", action="store_true")
     parser.add_argument("--skip-failover", action="store_true")
     parser.add_argument("--skip-storm", action="store_true")
-    parser.add_argument("--profile", action="store_true",
-                        help="record the wstime node with py-spy during each window, and the "
-                             "storm's survivor from the kill to the end of the storm")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS,
-                        help="where the .json and .md go (bench/results)")
-    parser.add_argument("--render", type=Path, metavar="JSON",
-                        help="run nothing: write the .md and plots of an earlier run's .json again")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the wstime node with py-spy during each window, and the "
+        "storm's survivor from the kill to the end of the storm",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS,
+        help="where the .json and .md go (bench/results)",
+    )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: write the .md and plots of an earlier run's .json again",
+    )
     args = parser.parse_args(argv)
     quick = QUICK if args.quick else {}
     args.sizes = args.sizes or quick.get("sizes") or [1000, 5000, 10000]
@@ -98,11 +152,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.failover_clients = args.failover_clients or quick.get("failover_clients") or 2000
     args.observe = args.observe or quick.get("observe") or 20.0
     args.storm_clients = args.storm_clients or quick.get("storm_clients") or 5000
-    args.storm_survivor_clients = (args.storm_survivor_clients
-                                   or quick.get("storm_survivor_clients") or 1000)
+    args.storm_survivor_clients = (
+        args.storm_survivor_clients or quick.get("storm_survivor_clients") or 1000
+    )
     args.storm_observe = args.storm_observe or quick.get("storm_observe") or 20.0
-    if max(args.sizes + [args.failover_clients, args.storm_clients,
-                         args.storm_survivor_clients]) > MAX_CONNECTIONS:
+    if (
+        max(args.sizes + [args.failover_clients, args.storm_clients, args.storm_survivor_clients])
+        > MAX_CONNECTIONS
+    ):
         parser.error(f"at most {MAX_CONNECTIONS:,} connections")
     return args
 
@@ -119,31 +176,51 @@ def _sizes(text: str) -> list[int]:
 
 def servers_to_run(args: argparse.Namespace) -> list[str]:
     """The server kinds of the capacity curve, baselines first; exit when Node is missing."""
-    kinds = [k for k in ALL_KINDS if k in args.servers
-             and not (k == NODE_WS and args.skip_node)
-             and not (k == PYTHON_WEBSOCKETS and args.skip_python)]
+    kinds = [
+        k
+        for k in ALL_KINDS
+        if k in args.servers
+        and not (k == NODE_WS and args.skip_node)
+        and not (k == PYTHON_WEBSOCKETS and args.skip_python)
+    ]
     if NODE_WS in kinds:
         problem = node_available()
         if problem:
-            raise SystemExit(f"The Node ws baseline cannot run: {problem}. `make bench` installs "
-                             f"it (npm ci in {NODE_BASELINE.relative_to(REPO)}); or pass "
-                             "--skip-node.")
+            raise SystemExit(
+                f"The Node ws baseline cannot run: {problem}. `make bench` installs "
+                f"it (npm ci in {NODE_BASELINE.relative_to(REPO)}); or pass "
+                "--skip-node."
+            )
     return kinds
 
 
 def environment() -> dict[str, Any]:
     """Versions and machine facts that the figures depend on."""
-    env: dict[str, Any] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                           "loadavg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
-    for package in ("django", "channels", "daphne", "twisted", "autobahn", "channels-redis",
-                    "redis", "websockets", "uvicorn"):
+    env: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "loadavg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    for package in (
+        "django",
+        "channels",
+        "daphne",
+        "twisted",
+        "autobahn",
+        "channels-redis",
+        "redis",
+        "websockets",
+        "uvicorn",
+    ):
         try:
             env["redis-py" if package == "redis" else package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             pass
-    for name, argv, word in (("node", ["node", "--version"], 0),
-                             ("redis-server", ["redis-server", "--version"], 2),
-                             ("haproxy", ["haproxy", "-v"], 2)):
+    for name, argv, word in (
+        ("node", ["node", "--version"], 0),
+        ("redis-server", ["redis-server", "--version"], 2),
+        ("haproxy", ["haproxy", "-v"], 2),
+    ):
         try:
             out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout
             env[name] = out.split()[word].removeprefix("v=").removeprefix("v")
@@ -159,11 +236,20 @@ def environment() -> dict[str, Any]:
 def _commit() -> str:
     """The checkout's commit, with ``+changes`` when the app's code differs from it."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
-                              capture_output=True, timeout=10).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--", "timer", "wstime",
-                                  "localcluster", "deploy"], cwd=REPO, text=True,
-                                 capture_output=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            text=True,
+            capture_output=True,
+            timeout=10,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "timer", "wstime", "localcluster", "deploy"],
+            cwd=REPO,
+            text=True,
+            capture_output=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}+changes" if changed else head or "unknown"
@@ -176,23 +262,40 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y-%m-%dT%H-%M-%SZ")
     options = scenarios.Options(
-        window=args.window, settle=args.settle, rate=args.rate, interval=args.interval,
-        workers=args.workers, run_id=stamp,  # names clients and profile files
+        window=args.window,
+        settle=args.settle,
+        rate=args.rate,
+        interval=args.interval,
+        workers=args.workers,
+        run_id=stamp,  # names clients and profile files
         profile_dir=args.results_dir if args.profile else None,
     )
     # Servers and workers inherit the limit: N sockets each, plus HAProxy's two per client.
-    raise_nofile_limit(2 * max(args.sizes + [args.failover_clients, args.storm_clients
-                                             + args.storm_survivor_clients]) + 1024)
+    raise_nofile_limit(
+        2
+        * max(
+            args.sizes + [args.failover_clients, args.storm_clients + args.storm_survivor_clients]
+        )
+        + 1024
+    )
     result: dict[str, Any] = {
         "started_utc": started.isoformat(timespec="seconds"),
         "command": "python -m bench.run " + shlex.join(sys.argv[1:]),
-        "options": {"sizes": args.sizes, "window": args.window, "settle": args.settle,
-                    "rate": args.rate, "interval": args.interval, "workers": args.workers,
-                    "failover_clients": args.failover_clients, "observe": args.observe,
-                    "storm_clients": args.storm_clients,
-                    "storm_survivor_clients": args.storm_survivor_clients,
-                    "storm_observe": args.storm_observe,
-                    "health_rate": options.health_rate, "quick": args.quick},
+        "options": {
+            "sizes": args.sizes,
+            "window": args.window,
+            "settle": args.settle,
+            "rate": args.rate,
+            "interval": args.interval,
+            "workers": args.workers,
+            "failover_clients": args.failover_clients,
+            "observe": args.observe,
+            "storm_clients": args.storm_clients,
+            "storm_survivor_clients": args.storm_survivor_clients,
+            "storm_observe": args.storm_observe,
+            "health_rate": options.health_rate,
+            "quick": args.quick,
+        },
         "environment": environment(),
         "capacity": [],
         "failover": None,
@@ -205,25 +308,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         began = time.monotonic()
         row = scenarios.capacity(kind, connections, options)
         result["capacity"].append(row)
-        logger.info("  %s: delivered %s %%, CPU %s %%, %.0f s", kind,
-                    row["load"]["delivered_pct"], row["cpu_pct"], time.monotonic() - began)
+        logger.info(
+            "  %s: delivered %s %%, CPU %s %%, %.0f s",
+            kind,
+            row["load"]["delivered_pct"],
+            row["cpu_pct"],
+            time.monotonic() - began,
+        )
     if not args.skip_failover:
         progress.start(len(capacity_runs))
-        result["failover"] = scenarios.failover(args.failover_clients, options,
-                                                observe=args.observe)
+        result["failover"] = scenarios.failover(
+            args.failover_clients, options, observe=args.observe
+        )
     if not args.skip_storm:
         progress.start(len(capacity_runs) + (not args.skip_failover))
-        result["storm"] = storm.storm(args.storm_clients, args.storm_survivor_clients, options,
-                                      observe=args.storm_observe)
+        result["storm"] = storm.storm(
+            args.storm_clients, args.storm_survivor_clients, options, observe=args.storm_observe
+        )
     progress.done()
     result["targets"] = report.judge(result)
     result["finished_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     base = args.results_dir / stamp
     result["plots"] = draw_plots(result, base)
     markdown = report.render(result)
-    result["files"] = {"json": str(base.with_suffix(".json")), "md": str(base.with_suffix(".md")),
-                       **{f"{kind} plot": str(base.parent / name)
-                          for kind, name in result["plots"].items()}}
+    result["files"] = {
+        "json": str(base.with_suffix(".json")),
+        "md": str(base.with_suffix(".md")),
+        **{f"{kind} plot": str(base.parent / name) for kind, name in result["plots"].items()},
+    }
     base.with_suffix(".json").write_text(json.dumps(result, indent=2, default=str) + "\n")
     base.with_suffix(".md").write_text(markdown)
     sys.stdout.write(markdown)
@@ -233,21 +345,41 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def plan(args: argparse.Namespace, capacity_runs: list[tuple[int, str]]) -> list[Step]:
     """The run's steps, in order, with their estimated durations."""
-    steps = [Step(f"capacity: {kind} with {connections:,} connections",
-                  capacity_estimate(connections, rate=args.rate, settle=args.settle,
-                                    window=args.window))
-             for connections, kind in capacity_runs]
+    steps = [
+        Step(
+            f"capacity: {kind} with {connections:,} connections",
+            capacity_estimate(connections, rate=args.rate, settle=args.settle, window=args.window),
+        )
+        for connections, kind in capacity_runs
+    ]
     if not args.skip_failover:
-        steps.append(Step(f"failover: {args.failover_clients:,} clients through HAProxy",
-                          failover_estimate(args.failover_clients, rate=args.rate,
-                                            settle=args.settle, interval=args.interval,
-                                            observe=args.observe)))
+        steps.append(
+            Step(
+                f"failover: {args.failover_clients:,} clients through HAProxy",
+                failover_estimate(
+                    args.failover_clients,
+                    rate=args.rate,
+                    settle=args.settle,
+                    interval=args.interval,
+                    observe=args.observe,
+                ),
+            )
+        )
     if not args.skip_storm:
-        steps.append(Step(f"storm: {args.storm_clients:,} clients of a killed node onto one "
-                          f"holding {args.storm_survivor_clients:,}",
-                          storm_estimate(args.storm_clients, args.storm_survivor_clients,
-                                         rate=args.rate, settle=args.settle,
-                                         interval=args.interval, observe=args.storm_observe)))
+        steps.append(
+            Step(
+                f"storm: {args.storm_clients:,} clients of a killed node onto one "
+                f"holding {args.storm_survivor_clients:,}",
+                storm_estimate(
+                    args.storm_clients,
+                    args.storm_survivor_clients,
+                    rate=args.rate,
+                    settle=args.settle,
+                    interval=args.interval,
+                    observe=args.storm_observe,
+                ),
+            )
+        )
     return steps
 
 
@@ -270,8 +402,9 @@ def render_again(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
     args = parse_args(argv)
     if args.render:
         render_again(args.render)

@@ -103,8 +103,9 @@ def log_problems(text: str, *, top: int = 12) -> dict[str, Any]:
             if line.strip() and not _TIMESTAMP.match(line):
                 messages[_VARYING.sub("#", line.strip())[:200]] += 1
         head = line[:40]
-        level = next((name for name in ("CRITICAL", "ERROR", "WARNING") if f" {name} " in head),
-                     None)
+        level = next(
+            (name for name in ("CRITICAL", "ERROR", "WARNING") if f" {name} " in head), None
+        )
         if level is not None:
             counts["error" if level != "WARNING" else "warning"] += 1
             messages[_VARYING.sub("#", _TIMESTAMP.sub("", line))[:200]] += 1
@@ -118,21 +119,34 @@ def capacity(kind: str, connections: int, options: Options) -> dict[str, Any]:
         if kind in WSTIME_KINDS:
             redis = stack.enter_context(_started(start_redis))
             data_dir = Path(stack.enter_context(_data_dir()))
-            server: Server = stack.enter_context(_started(
-                start_wstime_kind, kind, name="bench-node", interval=options.interval,
-                redis_url=redis.extra["url"], data_dir=data_dir))
+            server: Server = stack.enter_context(
+                _started(
+                    start_wstime_kind,
+                    kind,
+                    name="bench-node",
+                    interval=options.interval,
+                    redis_url=redis.extra["url"],
+                    data_dir=data_dir,
+                )
+            )
         elif kind == NODE_WS:
             server = stack.enter_context(_started(start_node_ws, interval=options.interval))
         elif kind == PYTHON_WEBSOCKETS:
-            server = stack.enter_context(_started(start_python_websockets,
-                                                  interval=options.interval))
+            server = stack.enter_context(
+                _started(start_python_websockets, interval=options.interval)
+            )
         else:
             raise ValueError(f"unknown server kind {kind!r}")
         return _measure_capacity(stack, server, redis, connections, options)
 
 
-def _measure_capacity(stack: contextlib.ExitStack, server: Server, redis: Managed | None,
-                      connections: int, options: Options) -> dict[str, Any]:
+def _measure_capacity(
+    stack: contextlib.ExitStack,
+    server: Server,
+    redis: Managed | None,
+    connections: int,
+    options: Options,
+) -> dict[str, Any]:
     machine = stack.enter_context(_sampling(MachineSampler()))
     process = stack.enter_context(_sampling(ProcessSampler([server.pid])))
     commands = redis_process = None
@@ -142,22 +156,32 @@ def _measure_capacity(stack: contextlib.ExitStack, server: Server, redis: Manage
     time.sleep(IDLE_SETTLE)
     rss_idle = process.rss_now()
     workers = options.workers or default_workers(connections)
-    spec = LoadSpec(url=server.ws_url, connections=connections, rate=options.rate,
-                    interval=options.interval, workers=workers, open_timeout=options.open_timeout,
-                    id_prefix=f"{options.run_id}-{server.kind}-{connections}",
-                    max_duration=_max_duration(connections, options))
+    spec = LoadSpec(
+        url=server.ws_url,
+        connections=connections,
+        rate=options.rate,
+        interval=options.interval,
+        workers=workers,
+        open_timeout=options.open_timeout,
+        id_prefix=f"{options.run_id}-{server.kind}-{connections}",
+        max_duration=_max_duration(connections, options),
+    )
     load = stack.enter_context(LoadGenerator(spec))
     recording = _start_profile(server, connections, options)  # the ramp and the window
     started = load.start()
     loadgen = stack.enter_context(_sampling(ProcessSampler(load.pids)))
     health = None
     if server.kind in WSTIME_KINDS:
-        health = stack.enter_context(_sampling(HttpProber(
-            LOOPBACK, server.ws_port, "/healthcheck", rate=options.health_rate)))
+        health = stack.enter_context(
+            _sampling(
+                HttpProber(LOOPBACK, server.ws_port, "/healthcheck", rate=options.health_rate)
+            )
+        )
     ramp = load.wait_ramped(timeout=connections / options.rate + options.open_timeout + 60)
     # Every connection's first frame comes an interval after it opened: start after that.
-    window_start = (max(time.monotonic(), ramp.resolved_at)
-                    + max(options.settle, 1.5 * options.interval))
+    window_start = max(time.monotonic(), ramp.resolved_at) + max(
+        options.settle, 1.5 * options.interval
+    )
     window = (window_start, window_start + options.window)
     _sleep_until(window[1] + 0.2)
     summary = profile.finish_recording(*recording) if recording is not None else None
@@ -168,10 +192,16 @@ def _measure_capacity(stack: contextlib.ExitStack, server: Server, redis: Manage
     client_cpu = loadgen.figures(*window)["cpu_pct"]
     redis_cpu = redis_process.figures(*window)["cpu_pct"] if redis_process else None
     busy = machine.busy_pct(*window)
-    others = (None if busy is None or used["cpu_pct"] is None or client_cpu is None
-              else round(busy - used["cpu_pct"] - client_cpu - (redis_cpu or 0.0), 1))
-    rss_per_conn = (None if used["rss_bytes"] is None or not figures["established"]
-                    else (used["rss_bytes"] - rss_idle) / figures["established"])
+    others = (
+        None
+        if busy is None or used["cpu_pct"] is None or client_cpu is None
+        else round(busy - used["cpu_pct"] - client_cpu - (redis_cpu or 0.0), 1)
+    )
+    rss_per_conn = (
+        None
+        if used["rss_bytes"] is None or not figures["established"]
+        else (used["rss_bytes"] - rss_idle) / figures["established"]
+    )
     result: dict[str, Any] = {
         "server": server.kind,
         "connections": connections,
@@ -209,28 +239,42 @@ def failover(connections: int, options: Options, *, observe: float = 20.0) -> di
         redis = stack.enter_context(_started(start_redis))
         data_dir = Path(stack.enter_context(_data_dir()))
         nodes = {
-            name: stack.enter_context(_started(
-                start_wstime, name=name, interval=options.interval,
-                redis_url=redis.extra["url"], data_dir=data_dir))
+            name: stack.enter_context(
+                _started(
+                    start_wstime,
+                    name=name,
+                    interval=options.interval,
+                    redis_url=redis.extra["url"],
+                    data_dir=data_dir,
+                )
+            )
             for name in ("bench-a", "bench-b")
         }
-        haproxy = stack.enter_context(_started(
-            start_haproxy, [node.ws_port for node in nodes.values()]))
+        haproxy = stack.enter_context(
+            _started(start_haproxy, [node.ws_port for node in nodes.values()])
+        )
         commands = stack.enter_context(_sampling(RedisCommandSampler(redis.extra["url"])))
-        samplers = {name: stack.enter_context(_sampling(ProcessSampler([node.pid])))
-                    for name, node in nodes.items()}
-        spec = LoadSpec(url=haproxy.extra["ws_url"], connections=connections, rate=options.rate,
-                        interval=options.interval, open_timeout=options.open_timeout,
-                        workers=options.workers or default_workers(connections),
-                        id_prefix=f"{options.run_id}-failover", reconnect=True,
-                        silence=3.5 * options.interval,
-                        max_duration=_max_duration(connections, options) + observe)
+        samplers = {
+            name: stack.enter_context(_sampling(ProcessSampler([node.pid])))
+            for name, node in nodes.items()
+        }
+        spec = LoadSpec(
+            url=haproxy.extra["ws_url"],
+            connections=connections,
+            rate=options.rate,
+            interval=options.interval,
+            open_timeout=options.open_timeout,
+            workers=options.workers or default_workers(connections),
+            id_prefix=f"{options.run_id}-failover",
+            reconnect=True,
+            silence=3.5 * options.interval,
+            max_duration=_max_duration(connections, options) + observe,
+        )
         load = stack.enter_context(LoadGenerator(spec))
         started = load.start()
         ramp = load.wait_ramped(timeout=connections / options.rate + options.open_timeout + 60)
         # Two intervals and more: every session has a checkpoint in Redis before the kill.
-        steady = (max(time.monotonic(), ramp.resolved_at) + options.settle
-                  + 2 * options.interval)
+        steady = max(time.monotonic(), ramp.resolved_at) + options.settle + 2 * options.interval
         _sleep_until(steady + options.interval * 3)
         before = load.census()
         victim = max(nodes, key=lambda name: before.get(name, 0))
@@ -245,8 +289,11 @@ def failover(connections: int, options: Options, *, observe: float = 20.0) -> di
         return {
             "connections": connections,
             "observe_s": observe,
-            "ramp": {"seconds": round(ramp.resolved_at - started, 2),
-                     "established": ramp.established, "failed": ramp.failed},
+            "ramp": {
+                "seconds": round(ramp.resolved_at - started, 2),
+                "established": ramp.established,
+                "failed": ramp.failed,
+            },
             "before_kill": dict(before),
             "after": dict(after),
             "killed": victim,
@@ -255,8 +302,9 @@ def failover(connections: int, options: Options, *, observe: float = 20.0) -> di
             "survivor_cpu_pct": survivor_cpu["cpu_pct"],
             "survivor_cpu_peak_pct": survivor_cpu["cpu_peak_pct"],
             "redis_cmds_per_s_before_kill": commands.per_second(steady, kill_time),
-            "log_problems": {name: log_problems(node.managed.log())
-                             for name, node in nodes.items()},
+            "log_problems": {
+                name: log_problems(node.managed.log()) for name, node in nodes.items()
+            },
         }
 
 
@@ -292,8 +340,9 @@ def _sleep_until(deadline: float) -> None:
 def _start_profile(server: Server, connections: int, options: Options):
     if options.profile_dir is None or server.kind not in WSTIME_KINDS:
         return None
-    return _record(server.pid, options.profile_dir
-                   / f"{options.run_id}-{server.kind}-{connections}.folded")
+    return _record(
+        server.pid, options.profile_dir / f"{options.run_id}-{server.kind}-{connections}.folded"
+    )
 
 
 def _record(pid: int, out: Path):

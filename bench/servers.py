@@ -92,41 +92,82 @@ def start_node_ws(*, interval: float, timeout: float = 15.0) -> Server:
     if problem:
         raise RuntimeError(problem)
     port = free_port()
-    env = dict(os.environ, PORT=str(port), NAME=NODE_WS, TICK_MS=str(round(interval * 1000)),
-               BACKLOG=str(BACKLOG))
-    managed = _spawn(NODE_WS, [shutil.which("node") or "node", "server.js"], env=env,
-                     cwd=NODE_BASELINE, port=port)
+    env = dict(
+        os.environ,
+        PORT=str(port),
+        NAME=NODE_WS,
+        TICK_MS=str(round(interval * 1000)),
+        BACKLOG=str(BACKLOG),
+    )
+    managed = _spawn(
+        NODE_WS,
+        [shutil.which("node") or "node", "server.js"],
+        env=env,
+        cwd=NODE_BASELINE,
+        port=port,
+    )
     return Server(NODE_WS, _wait_started(managed, lambda: port_open(port), timeout), port)
 
 
 def start_python_websockets(*, interval: float, timeout: float = 15.0) -> Server:
     """Start the Python ``websockets`` baseline (bench/baselines/python_websockets.py)."""
     port = free_port()
-    argv = [sys.executable, "-m", "bench.baselines.python_websockets", "--port", str(port),
-            "--name", PYTHON_WEBSOCKETS, "--interval", str(interval), "--backlog", str(BACKLOG)]
-    managed = _spawn(PYTHON_WEBSOCKETS, argv, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                     cwd=REPO, port=port)
-    return Server(PYTHON_WEBSOCKETS, _wait_started(managed, lambda: port_open(port), timeout),
-                  port)
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.baselines.python_websockets",
+        "--port",
+        str(port),
+        "--name",
+        PYTHON_WEBSOCKETS,
+        "--interval",
+        str(interval),
+        "--backlog",
+        str(BACKLOG),
+    ]
+    managed = _spawn(
+        PYTHON_WEBSOCKETS, argv, env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=REPO, port=port
+    )
+    return Server(PYTHON_WEBSOCKETS, _wait_started(managed, lambda: port_open(port), timeout), port)
 
 
-def start_wstime(*, name: str, interval: float, redis_url: str, data_dir: Path,
-                 timeout: float = 60.0, ws_port: int | None = None,
-                 env: Mapping[str, str] | None = None) -> Server:
+def start_wstime(
+    *,
+    name: str,
+    interval: float,
+    redis_url: str,
+    data_dir: Path,
+    timeout: float = 60.0,
+    ws_port: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Server:
     """Start a wstime node (``wstime-node``, backlog :data:`BACKLOG`) with the Redis layer on.
 
     ``ws_port`` picks its port in advance (a load balancer configured before it starts).
     """
     managed = start_node(
-        name=name, timeout=timeout, port=ws_port,
-        env={"WSTIME_REDIS_URL": redis_url, "WSTIME_TICK_INTERVAL": str(interval),
-             "WSTIME_DATA_DIR": str(data_dir), **(env or {})},
+        name=name,
+        timeout=timeout,
+        port=ws_port,
+        env={
+            "WSTIME_REDIS_URL": redis_url,
+            "WSTIME_TICK_INTERVAL": str(interval),
+            "WSTIME_DATA_DIR": str(data_dir),
+            **(env or {}),
+        },
     )
     return Server(WSTIME, managed, managed.port)
 
 
-def start_wstime_uvicorn(*, name: str, interval: float, redis_url: str, data_dir: Path,
-                         timeout: float = 60.0, env: Mapping[str, str] | None = None) -> Server:
+def start_wstime_uvicorn(
+    *,
+    name: str,
+    interval: float,
+    redis_url: str,
+    data_dir: Path,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+) -> Server:
     """Start ``wstime.asgi:application`` under uvicorn with a node's environment and frame limit.
 
     Not a production node: the patches in ``timer/server/`` are daphne's and do not apply, and
@@ -134,18 +175,42 @@ def start_wstime_uvicorn(*, name: str, interval: float, redis_url: str, data_dir
     on first use, so one ``/healthcheck`` starts them before any load comes.
     """
     port = free_port()
-    environment = node_env(WSTIME_NODE_NAME=name, WSTIME_REDIS_URL=redis_url,
-                           WSTIME_TICK_INTERVAL=str(interval), WSTIME_DATA_DIR=str(data_dir),
-                           PYTHONPATH=str(REPO), **dict(env or {}))
+    environment = node_env(
+        WSTIME_NODE_NAME=name,
+        WSTIME_REDIS_URL=redis_url,
+        WSTIME_TICK_INTERVAL=str(interval),
+        WSTIME_DATA_DIR=str(data_dir),
+        PYTHONPATH=str(REPO),
+        **dict(env or {}),
+    )
     max_frame = start_value("WSTIME_MAX_CLIENT_FRAME", environment)
-    argv = [sys.executable, "-m", "uvicorn", APPLICATION, "--host", LOOPBACK,
-            "--port", str(port), "--backlog", str(BACKLOG), "--ws", UVICORN_WS,
-            "--ws-max-size", str(max_frame), "--no-access-log", "--lifespan", "off",
-            # Like daphne's default verbosity: no line per connection from the server itself
-            # (uvicorn logs "connection open" at INFO); the application's own logs are kept.
-            "--log-level", "warning",
-            # The application reads forwarded headers itself (WSTIME_TRUSTED_PROXIES).
-            "--no-proxy-headers", "--timeout-graceful-shutdown", "5"]
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        APPLICATION,
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--backlog",
+        str(BACKLOG),
+        "--ws",
+        UVICORN_WS,
+        "--ws-max-size",
+        str(max_frame),
+        "--no-access-log",
+        "--lifespan",
+        "off",
+        # Like daphne's default verbosity: no line per connection from the server itself
+        # (uvicorn logs "connection open" at INFO); the application's own logs are kept.
+        "--log-level",
+        "warning",
+        # The application reads forwarded headers itself (WSTIME_TRUSTED_PROXIES).
+        "--no-proxy-headers",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
     managed = _spawn(f"uvicorn-{name}", argv, env=environment, cwd=REPO, port=port)
     managed.stop_signal = signal.SIGINT
     url = f"http://{LOOPBACK}:{port}"

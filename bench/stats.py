@@ -90,10 +90,11 @@ def parse_frame(text: str) -> tuple[str, int]:
     return name, int(rest.rsplit(" ", 2)[1])
 
 
-def full_jitter_delay(attempt: int, random: float, *, base: float = 0.5,
-                      cap: float = 30.0) -> float:
+def full_jitter_delay(
+    attempt: int, random: float, *, base: float = 0.5, cap: float = 30.0
+) -> float:
     """Return the browser client's reconnect delay: ``random × min(cap, base × 2^attempt)``."""
-    return random * min(cap, base * 2.0 ** attempt)
+    return random * min(cap, base * 2.0**attempt)
 
 
 @dataclass
@@ -144,8 +145,11 @@ class Tally:
 
     def figures(self) -> dict[str, Any]:
         """The numbers a report shows (seconds turned into milliseconds)."""
-        delivered = (100 * self.frames_in_window / self.expected_in_window
-                     if self.expected_in_window else None)
+        delivered = (
+            100 * self.frames_in_window / self.expected_in_window
+            if self.expected_in_window
+            else None
+        )
         return {
             "attempted": self.attempted,
             "established": self.established,
@@ -168,9 +172,14 @@ class Tally:
         }
 
 
-def tally(clients: Iterable[list[Attempt]], *, window: tuple[float, float] | None,
-          interval: float, stopped_at: float, lag_samples: Iterable[tuple[float, float]] = ()
-          ) -> Tally:
+def tally(
+    clients: Iterable[list[Attempt]],
+    *,
+    window: tuple[float, float] | None,
+    interval: float,
+    stopped_at: float,
+    lag_samples: Iterable[tuple[float, float]] = (),
+) -> Tally:
     """Count one share of clients: each is its list of attempts, oldest first.
 
     ``window`` is the steady window [start, end); None counts no frames (a run that never got
@@ -202,8 +211,9 @@ def tally(clients: Iterable[list[Attempt]], *, window: tuple[float, float] | Non
     return result
 
 
-def _tally_frames(result: Tally, attempt: Attempt, start: float, end: float,
-                  interval: float) -> None:
+def _tally_frames(
+    result: Tally, attempt: Attempt, start: float, end: float, interval: float
+) -> None:
     times, counts = attempt.times, attempt.counts
     for i, at in enumerate(times):
         inside = start <= at < end
@@ -241,34 +251,52 @@ class Recovery:
         return self.jump in (1, 2)
 
 
-def recoveries(clients: Iterable[list[Attempt]], *, killed_node: str,
-               kill_time: float) -> list[Recovery]:
+def recoveries(
+    clients: Iterable[list[Attempt]], *, killed_node: str, kill_time: float
+) -> list[Recovery]:
     """Return a :class:`Recovery` for every client connected to ``killed_node`` at the kill."""
     found = []
     for attempts in clients:
         for index, attempt in enumerate(attempts):
-            live_at_kill = (attempt.opened is not None and attempt.opened <= kill_time
-                            and (attempt.closed is None or attempt.closed > kill_time))
+            live_at_kill = (
+                attempt.opened is not None
+                and attempt.opened <= kill_time
+                and (attempt.closed is None or attempt.closed > kill_time)
+            )
             if live_at_kill and attempt.node == killed_node and len(attempt.counts):
                 noticed = None if attempt.closed is None else attempt.closed - kill_time
-                found.append(_recovery(attempt.counts[-1], noticed, attempts[index + 1:],
-                                       kill_time))
+                found.append(
+                    _recovery(attempt.counts[-1], noticed, attempts[index + 1 :], kill_time)
+                )
                 break
     return found
 
 
-def _recovery(last_n: int, noticed: float | None, later: list[Attempt],
-              kill_time: float) -> Recovery:
+def _recovery(
+    last_n: int, noticed: float | None, later: list[Attempt], kill_time: float
+) -> Recovery:
     failures: list[str] = []
     for number, attempt in enumerate(later, start=1):
         if len(attempt.times):
-            return Recovery(last_n=last_n, reconnect_s=attempt.times[0] - kill_time,
-                            first_n=attempt.counts[0], attempts=number,
-                            reopened_at=attempt.opened - kill_time, noticed_s=noticed,
-                            failures=tuple(failures))
+            return Recovery(
+                last_n=last_n,
+                reconnect_s=attempt.times[0] - kill_time,
+                first_n=attempt.counts[0],
+                attempts=number,
+                reopened_at=attempt.opened - kill_time,
+                noticed_s=noticed,
+                failures=tuple(failures),
+            )
         failures.append(attempt.failure or f"closed-{attempt.close_code}")
-    return Recovery(last_n=last_n, reconnect_s=None, first_n=None, attempts=len(later),
-                    reopened_at=None, noticed_s=noticed, failures=tuple(failures))
+    return Recovery(
+        last_n=last_n,
+        reconnect_s=None,
+        first_n=None,
+        attempts=len(later),
+        reopened_at=None,
+        noticed_s=noticed,
+        failures=tuple(failures),
+    )
 
 
 RECONNECT_BUCKETS: tuple[float, ...] = (0.25, 0.5, 1, 2, 3, 5, 10, 20)
@@ -279,8 +307,9 @@ def recovery_figures(found: Sequence[Recovery], *, within: float = 10.0) -> dict
     times = [r.reconnect_s for r in found if r.reconnect_s is not None]
     # A client that never came back counts as infinitely slow in the percentiles.
     ranked = times + [math.inf] * (len(found) - len(times))
-    resumed_in_time = sum(1 for r in found if r.resumed and r.reconnect_s is not None
-                          and r.reconnect_s <= within)
+    resumed_in_time = sum(
+        1 for r in found if r.resumed and r.reconnect_s is not None and r.reconnect_s <= within
+    )
     histogram: dict[str, int] = {}
     lower = 0.0
     for upper in (*RECONNECT_BUCKETS, math.inf):
@@ -300,8 +329,10 @@ def recovery_figures(found: Sequence[Recovery], *, within: float = 10.0) -> dict
         "reconnect_p50_ms": to_ms(percentile(ranked, 50)),
         "reconnect_p99_ms": to_ms(percentile(ranked, 99)),
         "reconnect_max_ms": to_ms(max(ranked)) if ranked else None,
-        "jumps": {str(k): v for k, v in sorted(Counter(r.jump for r in found
-                                                       if r.jump is not None).items())},
+        "jumps": {
+            str(k): v
+            for k, v in sorted(Counter(r.jump for r in found if r.jump is not None).items())
+        },
         "histogram": histogram,
         # Every affected client's time to its next frame, for the report's plot.
         "reconnect_ms": sorted(to_ms(t) for t in times),
@@ -333,7 +364,11 @@ def window_rate(samples: Sequence[tuple[float, float]], start: float, end: float
 def peak_rate(samples: Sequence[tuple[float, float]], start: float, end: float) -> float | None:
     """Return the highest rate between two consecutive samples inside [start, end]."""
     inside = [(t, v) for t, v in samples if start <= t <= end]
-    rates = [(v2 - v1) / (t2 - t1) for (t1, v1), (t2, v2) in zip(inside, inside[1:], strict=False) if t2 > t1]
+    rates = [
+        (v2 - v1) / (t2 - t1)
+        for (t1, v1), (t2, v2) in zip(inside, inside[1:], strict=False)
+        if t2 > t1
+    ]
     return max(rates) if rates else None
 
 

@@ -52,8 +52,14 @@ HEALTH_RATE = 20.0  # /healthcheck requests per second on the survivor
 LAG_METRIC = "wstime_event_loop_lag_seconds"
 SURVIVOR, VICTIM = "bench-survivor", "bench-victim"
 # Counters of the survivor's /metrics whose growth during the storm the report shows.
-COUNTERS = ("wstime_sessions_opened", "wstime_handshakes_refused", "wstime_takeovers",
-            "wstime_connections_closed", "wstime_frames_held", "wstime_ticker_steps_skipped")
+COUNTERS = (
+    "wstime_sessions_opened",
+    "wstime_handshakes_refused",
+    "wstime_takeovers",
+    "wstime_connections_closed",
+    "wstime_frames_held",
+    "wstime_ticker_steps_skipped",
+)
 
 _BUCKET = re.compile(rf'^{LAG_METRIC}_bucket\{{[^}}]*le="(?P<le>[^"]+)"[^}}]*\}} (?P<n>\S+)$')
 _SUM = re.compile(rf"^{LAG_METRIC}_sum\{{[^}}]*\}} (?P<v>\S+)$")
@@ -71,16 +77,23 @@ def lag_buckets(text: str) -> tuple[list[tuple[float, float]], float]:
     return sorted(buckets), total
 
 
-def lag_figures(before: tuple[list[tuple[float, float]], float],
-                after: tuple[list[tuple[float, float]], float]) -> dict[str, Any]:
+def lag_figures(
+    before: tuple[list[tuple[float, float]], float], after: tuple[list[tuple[float, float]], float]
+) -> dict[str, Any]:
     """Lag between two scrapes of the histogram: samples, mean, and p50/p99/max as bucket bounds.
 
     A bound is an upper bound of the true value (``max_ms`` None: past the last finite bound).
     """
     (b_buckets, b_sum), (a_buckets, a_sum) = before, after
     if not b_buckets or not a_buckets:  # a scrape failed: nothing to subtract
-        return {"samples": 0, "mean_ms": None, "p50_ms": None, "p99_ms": None, "max_ms": None,
-                "over_last_bound": False}
+        return {
+            "samples": 0,
+            "mean_ms": None,
+            "p50_ms": None,
+            "p99_ms": None,
+            "max_ms": None,
+            "over_last_bound": False,
+        }
     earlier = dict(b_buckets)
     delta = [(bound, n - earlier.get(bound, 0.0)) for bound, n in a_buckets]
     samples = delta[-1][1] if delta else 0.0
@@ -108,14 +121,17 @@ def _per_bucket(cumulative: Sequence[tuple[float, float]]) -> list[tuple[float, 
     return result
 
 
-def counter_growth(before: dict[str, float] | None, after: dict[str, float] | None,
-                   names: Sequence[str] = COUNTERS) -> dict[str, float]:
+def counter_growth(
+    before: dict[str, float] | None, after: dict[str, float] | None, names: Sequence[str] = COUNTERS
+) -> dict[str, float]:
     """How much each sample of the ``names`` families grew between two /metrics readings."""
     if not before or not after:
         return {}
-    return {sample: round(value - before.get(sample, 0.0), 1)
-            for sample, value in sorted(after.items())
-            if sample.startswith(tuple(names)) and value != before.get(sample, 0.0)}
+    return {
+        sample: round(value - before.get(sample, 0.0), 1)
+        for sample, value in sorted(after.items())
+        if sample.startswith(tuple(names)) and value != before.get(sample, 0.0)
+    }
 
 
 def refused_for_good(found: Sequence[Recovery]) -> dict[str, int]:
@@ -142,48 +158,93 @@ def server_changes(log: str, *, top: int = 20) -> list[str]:
     HAProxy writes each both to stderr (``[WARNING]  (pid) : ...``) and to its log (stdout);
     each is kept once.
     """
-    found = dict.fromkeys(_LEVEL.sub("", line.strip())[:200] for line in log.splitlines()
-                          if _SERVER_CHANGE.search(line))
+    found = dict.fromkeys(
+        _LEVEL.sub("", line.strip())[:200]
+        for line in log.splitlines()
+        if _SERVER_CHANGE.search(line)
+    )
     return list(found)[:top]
 
 
-def storm(clients: int, survivor_clients: int, options: Options, *,
-          observe: float = 20.0) -> dict[str, Any]:
+def storm(
+    clients: int, survivor_clients: int, options: Options, *, observe: float = 20.0
+) -> dict[str, Any]:
     """Kill the node holding ``clients`` while the survivor holds ``survivor_clients``."""
     with contextlib.ExitStack() as stack:
         redis = stack.enter_context(_started(start_redis))
         data_dir = Path(stack.enter_context(_data_dir()))
         # The victim does not rebalance: it would move its clients to the survivor before the
         # kill, and the storm is of all of them at once.
-        nodes = {name: stack.enter_context(_started(
-                     start_wstime, name=name, interval=options.interval,
-                     redis_url=redis.extra["url"], data_dir=data_dir, env=env))
-                 for name, env in ((SURVIVOR, {}), (VICTIM, {"WSTIME_REBALANCE_ENABLED": "false"}))}
+        nodes = {
+            name: stack.enter_context(
+                _started(
+                    start_wstime,
+                    name=name,
+                    interval=options.interval,
+                    redis_url=redis.extra["url"],
+                    data_dir=data_dir,
+                    env=env,
+                )
+            )
+            for name, env in ((SURVIVOR, {}), (VICTIM, {"WSTIME_REBALANCE_ENABLED": "false"}))
+        }
         survivor, victim = nodes[SURVIVOR], nodes[VICTIM]
-        haproxy = stack.enter_context(_started(
-            start_haproxy, [survivor.ws_port, victim.ws_port]))
+        haproxy = stack.enter_context(_started(start_haproxy, [survivor.ws_port, victim.ws_port]))
         machine = stack.enter_context(_sampling(MachineSampler()))
-        cpu = {name: stack.enter_context(_sampling(ProcessSampler([pid])))
-               for name, pid in (("survivor", survivor.pid), ("redis", redis.pid),
-                                 ("haproxy", haproxy.pid))}
-        health = stack.enter_context(_sampling(HttpProber(
-            LOOPBACK, survivor.ws_port, "/healthcheck", rate=HEALTH_RATE)))
-        lives = ((clients + survivor_clients) / options.rate + 2 * options.open_timeout
-                 + options.settle + 5 * options.interval + observe + 120)
-        own = stack.enter_context(LoadGenerator(LoadSpec(
-            url=survivor.ws_url, connections=survivor_clients, rate=options.rate,
-            interval=options.interval, open_timeout=options.open_timeout,
-            workers=options.workers or default_workers(survivor_clients),
-            id_prefix=f"{options.run_id}-storm-own", max_duration=lives)))
+        cpu = {
+            name: stack.enter_context(_sampling(ProcessSampler([pid])))
+            for name, pid in (
+                ("survivor", survivor.pid),
+                ("redis", redis.pid),
+                ("haproxy", haproxy.pid),
+            )
+        }
+        health = stack.enter_context(
+            _sampling(HttpProber(LOOPBACK, survivor.ws_port, "/healthcheck", rate=HEALTH_RATE))
+        )
+        lives = (
+            (clients + survivor_clients) / options.rate
+            + 2 * options.open_timeout
+            + options.settle
+            + 5 * options.interval
+            + observe
+            + 120
+        )
+        own = stack.enter_context(
+            LoadGenerator(
+                LoadSpec(
+                    url=survivor.ws_url,
+                    connections=survivor_clients,
+                    rate=options.rate,
+                    interval=options.interval,
+                    open_timeout=options.open_timeout,
+                    workers=options.workers or default_workers(survivor_clients),
+                    id_prefix=f"{options.run_id}-storm-own",
+                    max_duration=lives,
+                )
+            )
+        )
         own.start()
-        own_ramp = own.wait_ramped(timeout=survivor_clients / options.rate
-                                   + options.open_timeout + 60)
-        load = stack.enter_context(LoadGenerator(LoadSpec(
-            url=victim.ws_url, reconnect_url=haproxy.extra["ws_url"], connections=clients,
-            rate=options.rate, interval=options.interval, open_timeout=options.open_timeout,
-            workers=options.workers or default_workers(clients),
-            id_prefix=f"{options.run_id}-storm", reconnect=True,
-            silence=3.5 * options.interval, max_duration=lives)))
+        own_ramp = own.wait_ramped(
+            timeout=survivor_clients / options.rate + options.open_timeout + 60
+        )
+        load = stack.enter_context(
+            LoadGenerator(
+                LoadSpec(
+                    url=victim.ws_url,
+                    reconnect_url=haproxy.extra["ws_url"],
+                    connections=clients,
+                    rate=options.rate,
+                    interval=options.interval,
+                    open_timeout=options.open_timeout,
+                    workers=options.workers or default_workers(clients),
+                    id_prefix=f"{options.run_id}-storm",
+                    reconnect=True,
+                    silence=3.5 * options.interval,
+                    max_duration=lives,
+                )
+            )
+        )
         started = load.start()
         clients_cpu = stack.enter_context(_sampling(ProcessSampler(own.pids + load.pids)))
         ramp = load.wait_ramped(timeout=clients / options.rate + options.open_timeout + 60)
@@ -205,12 +266,17 @@ def storm(clients: int, survivor_clients: int, options: Options, *,
         counters_after = _metrics(survivor)
         after = {"survivor's own": dict(own.census()), "victim's": dict(load.census())}
         own_outcome = own.stop(window=(kill_time, storm_end))
-        outcome = load.stop(window=(kill_time, storm_end), killed_node=VICTIM,
-                            kill_time=kill_time)
+        outcome = load.stop(window=(kill_time, storm_end), killed_node=VICTIM, kill_time=kill_time)
         recovery = recovery_figures(outcome.recoveries, within=WITHIN_S)
-        recovery["reconnect_p90_ms"] = to_ms(percentile(
-            [r.reconnect_s if r.reconnect_s is not None else math.inf
-             for r in outcome.recoveries], 90))
+        recovery["reconnect_p90_ms"] = to_ms(
+            percentile(
+                [
+                    r.reconnect_s if r.reconnect_s is not None else math.inf
+                    for r in outcome.recoveries
+                ],
+                90,
+            )
+        )
         window = (kill_time, storm_end)
         survivor_cpu = cpu["survivor"].figures(*window)
         result: dict[str, Any] = {
@@ -219,19 +285,27 @@ def storm(clients: int, survivor_clients: int, options: Options, *,
             "observe_s": observe,
             "killed": VICTIM,
             "survivor": SURVIVOR,
-            "ramp": {"survivor's own": {"established": own_ramp.established,
-                                        "failed": own_ramp.failed},
-                     "victim's": {"seconds": round(ramp.resolved_at - started, 2),
-                                  "established": ramp.established, "failed": ramp.failed}},
+            "ramp": {
+                "survivor's own": {"established": own_ramp.established, "failed": own_ramp.failed},
+                "victim's": {
+                    "seconds": round(ramp.resolved_at - started, 2),
+                    "established": ramp.established,
+                    "failed": ramp.failed,
+                },
+            },
             "before_kill": before,
             "after": after,
             "recovery": recovery,
             "resume_kinds": resume_kinds(outcome.recoveries),
             "refused_for_good": refused_for_good(outcome.recoveries),
-            "survivor_health": {"before_kill": health.figures(steady, kill_time),
-                                "storm": health.figures(*window)},
-            "survivor_loop_lag": {"before_kill": lag_figures(lag_steady, lag_before),
-                                  "storm": lag_figures(lag_before, lag_after)},
+            "survivor_health": {
+                "before_kill": health.figures(steady, kill_time),
+                "storm": health.figures(*window),
+            },
+            "survivor_loop_lag": {
+                "before_kill": lag_figures(lag_steady, lag_before),
+                "storm": lag_figures(lag_before, lag_after),
+            },
             "survivor_own_load": own_outcome.tally.figures(),
             "survivor_cpu_pct": survivor_cpu["cpu_pct"],
             "survivor_cpu_peak_pct": survivor_cpu["cpu_peak_pct"],
@@ -243,11 +317,13 @@ def storm(clients: int, survivor_clients: int, options: Options, *,
             # the survivor, were slow to reconnect and to read their frames.
             "client_loop_lag_p99_ms": {
                 "survivor's own": own_outcome.tally.figures()["client_loop_lag_p99_ms"],
-                "victim's": outcome.tally.figures()["client_loop_lag_p99_ms"]},
+                "victim's": outcome.tally.figures()["client_loop_lag_p99_ms"],
+            },
             "machine_busy_pct": machine.busy_pct(*window),
             "survivor_counters": counter_growth(counters_before, counters_after),
-            "log_problems": {name: log_problems(node.managed.log())
-                             for name, node in nodes.items()},
+            "log_problems": {
+                name: log_problems(node.managed.log()) for name, node in nodes.items()
+            },
             "haproxy_server_changes": server_changes(haproxy.log()),
         }
         if summary is not None:

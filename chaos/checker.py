@@ -50,8 +50,9 @@ class LinkFault:
     end: float
 
 
-def check_continuity(connections: Iterable[Mapping],
-                     link_faults: Sequence[LinkFault] = ()) -> list[Violation]:
+def check_continuity(
+    connections: Iterable[Mapping], link_faults: Sequence[LinkFault] = ()
+) -> list[Violation]:
     """Every frame rule, over connection records (:class:`chaos.client.Connection` as dicts).
 
     A node whose link to the client loses packets keeps sending frames that never arrive, and
@@ -69,8 +70,9 @@ def check_continuity(connections: Iterable[Mapping],
     return violations
 
 
-def _lost_to_a_link(conns: list[Mapping], since: float, until: float,
-                    faults: Sequence[LinkFault]) -> bool:
+def _lost_to_a_link(
+    conns: list[Mapping], since: float, until: float, faults: Sequence[LinkFault]
+) -> bool:
     """Whether a connection of the session, open between ``since`` and ``until``, had a faulty
     link: frames sent to it may have been lost. A connection that showed no frame cannot say
     which node it reached, so a fault on any node's link counts for it."""
@@ -82,8 +84,10 @@ def _lost_to_a_link(conns: list[Mapping], since: float, until: float,
             continue
         last = conn["frames"][-1] if conn["frames"] else None
         begin = last[2] if last else conn["opened"]
-        if any((last is None or f.node == last[0]) and f.start <= ended and begin <= f.end
-               for f in faults):
+        if any(
+            (last is None or f.node == last[0]) and f.start <= ended and begin <= f.end
+            for f in faults
+        ):
             return True
     return False
 
@@ -100,11 +104,18 @@ def _connections_between(conns: list[Mapping], since: float, until: float, curre
     return max(1, count)
 
 
-def _check_session(session_id: str, conns: list[Mapping],
-                   link_faults: Sequence[LinkFault] = ()) -> list[Violation]:
+def _check_session(
+    session_id: str, conns: list[Mapping], link_faults: Sequence[LinkFault] = ()
+) -> list[Violation]:
     out: list[Violation] = []
-    frames = sorted(((at, n, node, index) for index, conn in enumerate(conns)
-                     for node, n, at in conn["frames"]), key=lambda frame: (frame[0], frame[3]))
+    frames = sorted(
+        (
+            (at, n, node, index)
+            for index, conn in enumerate(conns)
+            for node, n, at in conn["frames"]
+        ),
+        key=lambda frame: (frame[0], frame[3]),
+    )
     last_in: dict[int, int] = {}
     flagged: set[int] = set()  # connections already reported: one violation per connection
     seen: int | None = None
@@ -116,29 +127,42 @@ def _check_session(session_id: str, conns: list[Mapping],
         if index not in last_in:
             if seen is None:
                 if n != FIRST_COUNT:
-                    found = Violation("bad-start", session_id,
-                                      f"a new session's first frame is {n} ({where})")
+                    found = Violation(
+                        "bad-start", session_id, f"a new session's first frame is {n} ({where})"
+                    )
             elif n <= seen:
                 kind = "reset" if n == FIRST_COUNT else "repeat"
-                found = Violation(kind, session_id,
-                                  f"last seen {seen} ({seen_on}), then first frame {n} ({where})",
-                                  (seen_at, at))
+                found = Violation(
+                    kind,
+                    session_id,
+                    f"last seen {seen} ({seen_on}), then first frame {n} ({where})",
+                    (seen_at, at),
+                )
             elif n > seen + SKIP_BASE + _connections_between(conns, seen_at, at, index):
-                kind = ("skip-after-link-fault"
-                        if _lost_to_a_link(conns, seen_at, at, link_faults) else "skip")
-                found = Violation(kind, session_id,
-                                  f"last seen {seen} ({seen_on}), then first frame {n} ({where})",
-                                  (seen_at, at))
+                kind = (
+                    "skip-after-link-fault"
+                    if _lost_to_a_link(conns, seen_at, at, link_faults)
+                    else "skip"
+                )
+                found = Violation(
+                    kind,
+                    session_id,
+                    f"last seen {seen} ({seen_on}), then first frame {n} ({where})",
+                    (seen_at, at),
+                )
         else:
             previous = last_in[index]
             if n != previous + 1:
                 kind = "repeat-in-connection" if n <= previous else "gap-in-connection"
-                out.append(Violation(kind, session_id, f"{previous} then {n} ({where})",
-                                     (at, at)))
+                out.append(Violation(kind, session_id, f"{previous} then {n} ({where})", (at, at)))
             elif seen is not None and n <= seen and index not in flagged:
-                found = Violation("overlap", session_id,
-                                  f"frame {n} after another connection showed {seen} "
-                                  f"({seen_on}; this one {where})", (seen_at, at))
+                found = Violation(
+                    "overlap",
+                    session_id,
+                    f"frame {n} after another connection showed {seen} "
+                    f"({seen_on}; this one {where})",
+                    (seen_at, at),
+                )
         if found is not None:
             out.append(found)
             flagged.add(index)
@@ -151,8 +175,13 @@ def _check_session(session_id: str, conns: list[Mapping],
     return out
 
 
-def check_recovery(connections: Iterable[Mapping], *, healed_at: float, deadline: float,
-                   outcomes: Mapping[str, list[str]]) -> list[Violation]:
+def check_recovery(
+    connections: Iterable[Mapping],
+    *,
+    healed_at: float,
+    deadline: float,
+    outcomes: Mapping[str, list[str]],
+) -> list[Violation]:
     """Every session that still has a client ticks again by ``deadline`` (after ``healed_at``).
 
     ``outcomes`` maps each id to its clients' outcomes (``running``, ``taken-over``, ``gave-up``,
@@ -167,20 +196,33 @@ def check_recovery(connections: Iterable[Mapping], *, healed_at: float, deadline
     out: list[Violation] = []
     for session_id, results in outcomes.items():
         if all(result == "taken-over" for result in results):
-            out.append(Violation("abandoned", session_id,
-                                 f"every client of the session was closed with 4001 ({len(results)})"))
+            out.append(
+                Violation(
+                    "abandoned",
+                    session_id,
+                    f"every client of the session was closed with 4001 ({len(results)})",
+                )
+            )
         elif "gave-up" in results and session_id not in recovered:
             out.append(Violation("gave-up", session_id, "the client reached its retry limit"))
         elif session_id not in recovered:
-            out.append(Violation("no-recovery", session_id,
-                                 f"no frame within {deadline - healed_at:.0f} s after healing"))
+            out.append(
+                Violation(
+                    "no-recovery",
+                    session_id,
+                    f"no frame within {deadline - healed_at:.0f} s after healing",
+                )
+            )
     return out
 
 
 def check_quiescence(live: Mapping[str, int]) -> list[Violation]:
     """At most one live connection per session once the cluster has settled."""
-    return [Violation("duplicate-live", session_id, f"{count} live connections")
-            for session_id, count in live.items() if count > 1]
+    return [
+        Violation("duplicate-live", session_id, f"{count} live connections")
+        for session_id, count in live.items()
+        if count > 1
+    ]
 
 
 def check_logs(logs: Mapping[str, str]) -> list[Violation]:
@@ -196,20 +238,24 @@ def check_logs(logs: Mapping[str, str]) -> list[Violation]:
         for i, line in enumerate(lines):
             if not line.startswith("Traceback"):
                 continue
-            before = next((earlier for earlier in reversed(lines[max(0, i - 3):i]) if earlier), "")
+            before = next(
+                (earlier for earlier in reversed(lines[max(0, i - 3) : i]) if earlier), ""
+            )
             if before.startswith(("During handling", "The above exception")):
                 continue
             last = ""
-            for later in lines[i + 1:]:
+            for later in lines[i + 1 :]:
                 if ACCESS_LINE.match(later):
                     continue  # daphne's access log, written between a traceback's lines
                 if _is_log_line(later):
                     break
-                if later and not later.startswith((" ", "Traceback", "During handling",
-                                                   "The above exception")):
+                if later and not later.startswith(
+                    (" ", "Traceback", "During handling", "The above exception")
+                ):
                     last = later
-            out.append(Violation("traceback", name,
-                                 f"line {i + 1}: {before[-160:]} -> {last[:160]}"))
+            out.append(
+                Violation("traceback", name, f"line {i + 1}: {before[-160:]} -> {last[:160]}")
+            )
     return out
 
 
@@ -228,10 +274,15 @@ def recovery_times(connections: Iterable[Mapping], healed_at: float) -> list[flo
     return sorted(at - healed_at for at in first.values())
 
 
-def faults_in(window: tuple[float, float], faults: Iterable[Mapping],
-              margin: float = 2.0) -> list[Mapping]:
+def faults_in(
+    window: tuple[float, float], faults: Iterable[Mapping], margin: float = 2.0
+) -> list[Mapping]:
     """The injected faults that overlap ``window`` (widened by ``margin`` before it)."""
     start, end = window
-    return [f for f in faults if not f.get("skipped")
-            and f["started"] <= end and (f["healed"] if f["healed"] is not None else end)
-            >= start - margin]
+    return [
+        f
+        for f in faults
+        if not f.get("skipped")
+        and f["started"] <= end
+        and (f["healed"] if f["healed"] is not None else end) >= start - margin
+    ]

@@ -31,7 +31,7 @@ HINT = re.compile(r"reconnect in (\d+) ms")
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:
     """Full jitter: a random delay in [0, min(cap, base * 2^attempt)), as the page."""
-    return rng.random() * min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt)
+    return rng.random() * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
 
 
 def reconnect_hint(code: int | None, reason: str) -> float | None:
@@ -73,8 +73,17 @@ class Connection:
 class PageClient:
     """One browser tab: connects to ``url`` as ``client_id`` and reconnects like the page."""
 
-    def __init__(self, url: str, client_id: str, label: str, *, tick: float, clock,
-                 rng: random.Random, history: list[Connection]) -> None:
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        label: str,
+        *,
+        tick: float,
+        clock,
+        rng: random.Random,
+        history: list[Connection],
+    ) -> None:
         self.url = f"{url.rstrip('/')}/?id={client_id}"
         self.id = client_id
         self.label = label
@@ -91,8 +100,13 @@ class PageClient:
     def live(self, now: float, within: float) -> bool:
         """Whether this client holds an open connection that had a frame within ``within``."""
         conn = self.current
-        return (conn is not None and conn.end == "open" and conn.opened is not None
-                and bool(conn.frames) and now - conn.frames[-1][2] <= within)
+        return (
+            conn is not None
+            and conn.end == "open"
+            and conn.opened is not None
+            and bool(conn.frames)
+            and now - conn.frames[-1][2] <= within
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -127,20 +141,27 @@ class PageClient:
         self.outcome = "stopped" if self._stop.is_set() else "gave-up"
 
     async def _session(self) -> Connection:
-        conn = Connection(id=self.id, client=self.label, attempt=self._attempts,
-                          started=self.clock())
+        conn = Connection(
+            id=self.id, client=self.label, attempt=self._attempts, started=self.clock()
+        )
         self._attempts += 1
         self.history.append(conn)
         self.current = conn
         try:
             url = self.url if self.last_seen < 0 else f"{self.url}&last={self.last_seen}"
-            ws = await websockets.connect(url, open_timeout=10, close_timeout=2,
-                                          ping_interval=None, max_size=2 ** 16)
+            ws = await websockets.connect(
+                url, open_timeout=10, close_timeout=2, ping_interval=None, max_size=2**16
+            )
         except websockets.InvalidStatus as exc:
             self._ended(conn, "refused", status=exc.response.status_code)
             return conn
-        except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.ConnectionClosed,
-                EOFError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            websockets.InvalidHandshake,
+            websockets.ConnectionClosed,
+            EOFError,
+        ) as exc:
             self._ended(conn, "refused", error=type(exc).__name__)
             return conn
         conn.opened = self.clock()
@@ -148,8 +169,11 @@ class PageClient:
         try:
             while True:
                 recv = asyncio.ensure_future(ws.recv())
-                done, _ = await asyncio.wait({recv, stop}, timeout=SILENCE_TICKS * self.tick,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {recv, stop},
+                    timeout=SILENCE_TICKS * self.tick,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 if recv in done:
                     self._record(conn, recv.result())
                     continue
@@ -181,7 +205,15 @@ class PageClient:
         conn.frames.append((match["node"], int(match["n"]), self.clock()))
         self.last_seen = int(match["n"])
 
-    def _ended(self, conn: Connection, end: str, *, code: int | None = None, reason: str = "",
-               status: int | None = None, error: str = "") -> None:
+    def _ended(
+        self,
+        conn: Connection,
+        end: str,
+        *,
+        code: int | None = None,
+        reason: str = "",
+        status: int | None = None,
+        error: str = "",
+    ) -> None:
         conn.end, conn.ended, conn.code, conn.reason = end, self.clock(), code, reason
         conn.status, conn.error = status, error

@@ -92,8 +92,11 @@ class ChaosCluster:
         migrate({**common, "WSTIME_REDIS_URL": self.redis_url(1)})
         for k in range(1, self.count + 1):
             slot = NodeSlot(
-                k=k, name=f"chaos-{k}", host=hosts[k - 1],
-                port=free_port(), agent_port=free_port(),
+                k=k,
+                name=f"chaos-{k}",
+                host=hosts[k - 1],
+                port=free_port(),
+                agent_port=free_port(),
                 env={**common, "WSTIME_REDIS_URL": self.redis_url(k)},
                 wrapper=ns.wrapper(k) if ns else (),
             )
@@ -101,8 +104,10 @@ class ChaosCluster:
             slot.env["WSTIME_AGENT_BIND"] = slot.host
             self.slots.append(slot)
             self.start_node(slot)
-        self.haproxy = start_haproxy_nodes([f"{s.host}:{s.port}" for s in self.slots],
-                                           agent_ports=[s.agent_port for s in self.slots])
+        self.haproxy = start_haproxy_nodes(
+            [f"{s.host}:{s.port}" for s in self.slots],
+            agent_ports=[s.agent_port for s in self.slots],
+        )
         self.everything.append(self.haproxy)
 
     def redis_url(self, k: int) -> str:
@@ -112,8 +117,9 @@ class ChaosCluster:
     def start_redis(self) -> None:
         bind = LOOPBACK
         if self.namespaces:
-            bind = " ".join([LOOPBACK, *(self.namespaces.hub_addr(k)
-                                         for k in range(1, self.count + 1))])
+            bind = " ".join(
+                [LOOPBACK, *(self.namespaces.hub_addr(k) for k in range(1, self.count + 1))]
+            )
         self.redis = start_redis(self.redis_port, data_dir=self.redis_dir, bind=bind)
         self.everything.append(self.redis)
 
@@ -133,8 +139,14 @@ class ChaosCluster:
             env.update(LD_PRELOAD=str(LIBFAKETIME), FAKETIME=f"{skew:+d}")
         slot.starts += 1
         slot.skew = skew
-        slot.process = start_node(name=slot.name, env=env, port=slot.port, host=slot.host,
-                                  wrapper=slot.wrapper, timeout=60)
+        slot.process = start_node(
+            name=slot.name,
+            env=env,
+            port=slot.port,
+            host=slot.host,
+            wrapper=slot.wrapper,
+            timeout=60,
+        )
         slot.process.extra["log_name"] = f"{slot.name}.{slot.starts}"
         self.everything.append(slot.process)
 
@@ -157,8 +169,13 @@ class ChaosCluster:
 
     def endpoints(self) -> dict[str, dict[str, int]]:
         """Status of /healthcheck and /metrics on every node."""
-        return {slot.name: {path: http_get(f"{slot.url}{path}", timeout=5)[0]
-                            for path in ("/healthcheck", "/metrics")} for slot in self.slots}
+        return {
+            slot.name: {
+                path: http_get(f"{slot.url}{path}", timeout=5)[0]
+                for path in ("/healthcheck", "/metrics")
+            }
+            for slot in self.slots
+        }
 
     def stop_and_collect_logs(self) -> dict[str, str]:
         """Stop every process; copy node logs to ``logs_dir``; return them by name."""

@@ -20,8 +20,16 @@ from .cluster import LIBFAKETIME, ChaosCluster, NodeSlot
 
 logger = logging.getLogger(__name__)
 
-PROCESS_KINDS = ("node-kill", "node-term", "node-hang", "redis-kill-keep", "redis-kill-empty",
-                 "redis-stall", "duplicate", "skew")
+PROCESS_KINDS = (
+    "node-kill",
+    "node-term",
+    "node-hang",
+    "redis-kill-keep",
+    "redis-kill-empty",
+    "redis-stall",
+    "duplicate",
+    "skew",
+)
 NETNS_KINDS = ("redis-cut", "clients-cut", "lossy")
 ALL_KINDS = PROCESS_KINDS + NETNS_KINDS
 REDIS_KINDS = ("redis-kill-keep", "redis-kill-empty", "redis-stall")
@@ -56,9 +64,17 @@ class Fault:
 class Nemesis:
     """Injects ``kinds`` of faults into ``cluster`` for ``duration`` seconds, from ``rng``."""
 
-    def __init__(self, cluster: ChaosCluster, *, kinds: tuple[str, ...], rng: random.Random,
-                 clock: Callable[[], float], duplicate: Callable[[random.Random, int], str | None],
-                 max_concurrent: int = 2, gap: tuple[float, float] = (1.0, 4.0)) -> None:
+    def __init__(
+        self,
+        cluster: ChaosCluster,
+        *,
+        kinds: tuple[str, ...],
+        rng: random.Random,
+        clock: Callable[[], float],
+        duplicate: Callable[[random.Random, int], str | None],
+        max_concurrent: int = 2,
+        gap: tuple[float, float] = (1.0, 4.0),
+    ) -> None:
         self.cluster = cluster
         self.kinds = kinds
         self.rng = rng
@@ -104,9 +120,15 @@ class Nemesis:
                 await asyncio.sleep(max(0.0, start + item.at - self.clock()))
                 busy = item.target in self.busy
                 if busy or len(self._tasks) >= self.max_concurrent:
-                    self.faults.append(Fault(kind=item.kind, target=item.target,
-                                             started=self.clock(), healed=self.clock(),
-                                             skipped="target busy" if busy else "too many faults"))
+                    self.faults.append(
+                        Fault(
+                            kind=item.kind,
+                            target=item.target,
+                            started=self.clock(),
+                            healed=self.clock(),
+                            skipped="target busy" if busy else "too many faults",
+                        )
+                    )
                     continue
                 task = asyncio.create_task(self._inject(item.kind, item.target, item.draw))
                 self._tasks.add(task)
@@ -236,6 +258,7 @@ class Nemesis:
 
     async def _lossy(self, fault: Fault, target: str, rng: random.Random) -> None:
         fault.params["loss_pct"] = loss = rng.randint(10, 40)
-        fault.params["delay_ms"] = delay = rng.randint(20, 300) if self.cluster.namespaces.netem else 0
-        await self._partition(fault, target, rng,
-                              lambda ns, slot: ns.lossy(slot.k, loss, delay))
+        fault.params["delay_ms"] = delay = (
+            rng.randint(20, 300) if self.cluster.namespaces.netem else 0
+        )
+        await self._partition(fault, target, rng, lambda ns, slot: ns.lossy(slot.k, loss, delay))

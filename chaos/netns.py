@@ -50,12 +50,25 @@ def _setns(fd: int) -> None:
 
 def netem_available(namespace: str, device: str) -> bool:
     """Whether ``tc netem`` works on this kernel (probed on ``device``, then removed)."""
-    probe = _run("ip", "netns", "exec", namespace, "tc", "qdisc", "add", "dev", device,
-                 "root", "netem", "delay", "1ms", check=False)
+    probe = _run(
+        "ip",
+        "netns",
+        "exec",
+        namespace,
+        "tc",
+        "qdisc",
+        "add",
+        "dev",
+        device,
+        "root",
+        "netem",
+        "delay",
+        "1ms",
+        check=False,
+    )
     if probe.returncode != 0:
         return False
-    _run("ip", "netns", "exec", namespace, "tc", "qdisc", "del", "dev", device, "root",
-         check=False)
+    _run("ip", "netns", "exec", namespace, "tc", "qdisc", "del", "dev", device, "root", check=False)
     return True
 
 
@@ -98,16 +111,40 @@ class Namespaces:
             ns = self.node_ns(k)
             self._add_ns(ns)
             hub_dev, node_dev = f"{self.prefix}h{k}", f"{self.prefix}v{k}"
-            _run("ip", "-n", self.hub, "link", "add", hub_dev, "type", "veth", "peer", "name",
-                 node_dev, "netns", ns)
+            _run(
+                "ip",
+                "-n",
+                self.hub,
+                "link",
+                "add",
+                hub_dev,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                node_dev,
+                "netns",
+                ns,
+            )
             _run("ip", "-n", self.hub, "addr", "add", f"{self.hub_addr(k)}/24", "dev", hub_dev)
             _run("ip", "-n", self.hub, "link", "set", hub_dev, "up")
             _run("ip", "-n", ns, "addr", "add", f"{self.node_addr(k)}/24", "dev", node_dev)
             _run("ip", "-n", ns, "link", "set", node_dev, "up")
             _run("ip", "netns", "exec", ns, "nft", "add", "table", "inet", TABLE)
             for hook in ("input", "output"):
-                _run("ip", "netns", "exec", ns, "nft", "add", "chain", "inet", TABLE, hook,
-                     f"{{ type filter hook {hook} priority 0; policy accept; }}")
+                _run(
+                    "ip",
+                    "netns",
+                    "exec",
+                    ns,
+                    "nft",
+                    "add",
+                    "chain",
+                    "inet",
+                    TABLE,
+                    hook,
+                    f"{{ type filter hook {hook} priority 0; policy accept; }}",
+                )
         self.netem = netem_available(self.node_ns(1), f"{self.prefix}v1")
 
     def _add_ns(self, name: str) -> None:
@@ -149,33 +186,110 @@ class Namespaces:
 
     def cut_redis(self, k: int, redis_port: int) -> None:
         """Drop every packet between node ``k`` and Redis (silently: no reset, no error)."""
-        self._nft(k, "add", "rule", "inet", TABLE, "output", "tcp", "dport", str(redis_port),
-                  "drop")
-        self._nft(k, "add", "rule", "inet", TABLE, "input", "tcp", "sport", str(redis_port),
-                  "drop")
+        self._nft(
+            k, "add", "rule", "inet", TABLE, "output", "tcp", "dport", str(redis_port), "drop"
+        )
+        self._nft(k, "add", "rule", "inet", TABLE, "input", "tcp", "sport", str(redis_port), "drop")
 
     def cut_clients(self, k: int, redis_port: int) -> None:
         """Drop every packet between node ``k`` and anything but Redis (HAProxy, clients)."""
-        self._nft(k, "add", "rule", "inet", TABLE, "output", "oifname", "!=", "lo", "tcp",
-                  "sport", "!=", str(redis_port), "tcp", "dport", "!=", str(redis_port), "drop")
-        self._nft(k, "add", "rule", "inet", TABLE, "input", "iifname", "!=", "lo", "tcp",
-                  "sport", "!=", str(redis_port), "tcp", "dport", "!=", str(redis_port), "drop")
+        self._nft(
+            k,
+            "add",
+            "rule",
+            "inet",
+            TABLE,
+            "output",
+            "oifname",
+            "!=",
+            "lo",
+            "tcp",
+            "sport",
+            "!=",
+            str(redis_port),
+            "tcp",
+            "dport",
+            "!=",
+            str(redis_port),
+            "drop",
+        )
+        self._nft(
+            k,
+            "add",
+            "rule",
+            "inet",
+            TABLE,
+            "input",
+            "iifname",
+            "!=",
+            "lo",
+            "tcp",
+            "sport",
+            "!=",
+            str(redis_port),
+            "tcp",
+            "dport",
+            "!=",
+            str(redis_port),
+            "drop",
+        )
 
     def lossy(self, k: int, percent: int, delay_ms: int) -> None:
         """Lose ``percent`` % of node ``k``'s packets (and delay them, where netem exists)."""
         device = f"{self.prefix}v{k}"
         if self.netem:
-            _run("ip", "netns", "exec", self.node_ns(k), "tc", "qdisc", "add", "dev", device,
-                 "root", "netem", "delay", f"{delay_ms}ms", "loss", f"{percent}%")
+            _run(
+                "ip",
+                "netns",
+                "exec",
+                self.node_ns(k),
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                device,
+                "root",
+                "netem",
+                "delay",
+                f"{delay_ms}ms",
+                "loss",
+                f"{percent}%",
+            )
             return
         for hook in ("input", "output"):
-            self._nft(k, "add", "rule", "inet", TABLE, hook, f"{'iif' if hook == 'input' else 'oif'}name",
-                      device, "numgen", "random", "mod", "100", "<", str(percent), "drop")
+            self._nft(
+                k,
+                "add",
+                "rule",
+                "inet",
+                TABLE,
+                hook,
+                f"{'iif' if hook == 'input' else 'oif'}name",
+                device,
+                "numgen",
+                "random",
+                "mod",
+                "100",
+                "<",
+                str(percent),
+                "drop",
+            )
 
     def heal(self, k: int) -> None:
         """Remove every fault from node ``k``'s namespace."""
         for hook in ("input", "output"):
             self._nft(k, "flush", "chain", "inet", TABLE, hook)
         if self.netem:
-            _run("ip", "netns", "exec", self.node_ns(k), "tc", "qdisc", "del", "dev",
-                 f"{self.prefix}v{k}", "root", check=False)
+            _run(
+                "ip",
+                "netns",
+                "exec",
+                self.node_ns(k),
+                "tc",
+                "qdisc",
+                "del",
+                "dev",
+                f"{self.prefix}v{k}",
+                "root",
+                check=False,
+            )

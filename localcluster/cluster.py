@@ -38,16 +38,27 @@ def migrate(env: Mapping[str, str]) -> None:
 
 def manage(env: Mapping[str, str], *args: str) -> str:
     """Run ``manage.py *args`` against the cluster's database; return what it printed."""
-    result = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=node_env(**env),
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=node_env(**env),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return result.stdout
 
 
-def start_cluster(*, names: tuple[str, str] = ("node-one", "node-two"),
-                  env: Mapping[str, str] | None = None, lb_port: int | None = None,
-                  with_haproxy: bool = True, per_node_env: list[Mapping[str, str]] | None = None,
-                  with_agents: bool = True,
-                  redis_data_dir: str | os.PathLike | None = None) -> Cluster:
+def start_cluster(
+    *,
+    names: tuple[str, str] = ("node-one", "node-two"),
+    env: Mapping[str, str] | None = None,
+    lb_port: int | None = None,
+    with_haproxy: bool = True,
+    per_node_env: list[Mapping[str, str]] | None = None,
+    with_agents: bool = True,
+    redis_data_dir: str | os.PathLike | None = None,
+) -> Cluster:
     """Start Redis, two nodes named ``names`` and (optionally) HAProxy; stop all on failure.
 
     ``env`` goes to every node, ``per_node_env[i]`` to node ``i`` only. With ``with_agents`` each
@@ -68,8 +79,9 @@ def start_cluster(*, names: tuple[str, str] = ("node-one", "node-two"),
             node.extra["agent_port"] = agent_ports[i]
             cluster.nodes.append(node)
         if with_haproxy:
-            cluster.haproxy = start_haproxy([node.port for node in cluster.nodes],
-                                            agent_ports=agent_ports, port=lb_port)
+            cluster.haproxy = start_haproxy(
+                [node.port for node in cluster.nodes], agent_ports=agent_ports, port=lb_port
+            )
     except BaseException:
         cluster.stop()
         raise

@@ -18,8 +18,12 @@ from .cluster import start_cluster
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("WSTIME_DEMO_PORT", 8000)),
-                        help="where HAProxy listens (default 8000)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("WSTIME_DEMO_PORT", 8000)),
+        help="where HAProxy listens (default 8000)",
+    )
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -31,12 +35,15 @@ def main(argv: list[str] | None = None) -> int:
 wstime demo is running (Ctrl-C stops everything):
 
   open      http://127.0.0.1:{args.port}/      the page (through HAProxy); press Connect
-  redis     {redis.extra['url']}   pid {redis.pid}
+  redis     {redis.extra["url"]}   pid {redis.pid}
 """)
         for node in nodes:
-            print(f"  node      {node.extra['url']}   name {node.extra['name']}   pid {node.pid}"
-                  f"   log {node.log_path}")
-        print(f"""  haproxy   http://127.0.0.1:{args.port}/   pid {haproxy.pid}
+            print(
+                f"  node      {node.extra['url']}   name {node.extra['name']}   pid {node.pid}"
+                f"   log {node.log_path}"
+            )
+        print(
+            f"""  haproxy   http://127.0.0.1:{args.port}/   pid {haproxy.pid}
 
 Each frame names the node that sent it. To fail that node over, kill it:
   kill -9 <its pid above>
@@ -45,7 +52,9 @@ Health of a node: curl -s '<node url>/healthcheck?format=json'
 Admin (thresholds, draining): DJANGO_SUPERUSER_PASSWORD=... .venv/bin/python manage.py \\
   ensure_admin --username admin, then open <node url>/admin/
 Drain a node politely: kill -TERM <its pid>, or .venv/bin/python manage.py drain --node node-one
-""", flush=True)
+""",
+            flush=True,
+        )
         while True:
             time.sleep(1)
             for managed in cluster.processes():

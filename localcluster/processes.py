@@ -112,14 +112,24 @@ class Managed:
             shutil.rmtree(self.extra["config_dir"], ignore_errors=True)
 
 
-def _spawn(name: str, argv: list[str], *, env: Mapping[str, str] | None = None,
-           cwd: Path | None = None, port: int) -> Managed:
+def _spawn(
+    name: str,
+    argv: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    port: int,
+) -> Managed:
     workdir = Path(tempfile.mkdtemp(prefix=f"wstime-{name}-"))
     log_path = workdir / f"{name}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(cwd or workdir), env=dict(env) if env is not None else None,
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=str(cwd or workdir),
+            env=dict(env) if env is not None else None,
             start_new_session=True,
         )
     return Managed(name=name, process=process, log_path=log_path, workdir=workdir, port=port)
@@ -131,7 +141,8 @@ def _wait_started(managed: Managed, ready, timeout: float) -> Managed:
     except TimeoutError:
         managed.stop()
         raise StartError(
-            f"{managed.name} did not start in {timeout}s:\n{managed.log()[-3000:]}") from None
+            f"{managed.name} did not start in {timeout}s:\n{managed.log()[-3000:]}"
+        ) from None
     if not managed.alive():
         log = managed.log()
         managed.stop()
@@ -139,8 +150,13 @@ def _wait_started(managed: Managed, ready, timeout: float) -> Managed:
     return managed
 
 
-def start_redis(port: int | None = None, timeout: float = 10.0, *,
-                data_dir: str | os.PathLike | None = None, bind: str = LOOPBACK) -> Managed:
+def start_redis(
+    port: int | None = None,
+    timeout: float = 10.0,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    bind: str = LOOPBACK,
+) -> Managed:
     """Start a throwaway redis-server on loopback (no persistence).
 
     With ``data_dir``, Redis keeps an append-only file there (fsync on every write), so a
@@ -153,9 +169,22 @@ def start_redis(port: int | None = None, timeout: float = 10.0, *,
     persistence = ["--appendonly", "no"]
     if data_dir is not None:
         persistence = ["--dir", str(data_dir), "--appendonly", "yes", "--appendfsync", "always"]
-    managed = _spawn("redis", [binary, "--port", str(port), "--bind", *bind.split(), "--save", "",
-                               *persistence, "--protected-mode", "yes" if bind == LOOPBACK else "no"],
-                     port=port)
+    managed = _spawn(
+        "redis",
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            *bind.split(),
+            "--save",
+            "",
+            *persistence,
+            "--protected-mode",
+            "yes" if bind == LOOPBACK else "no",
+        ],
+        port=port,
+    )
     managed.extra["url"] = f"redis://{LOOPBACK}:{port}/0"
     managed.extra["data_dir"] = data_dir
     return _wait_started(managed, lambda: port_open(port), timeout)
@@ -169,16 +198,26 @@ def restart_redis(managed: Managed, timeout: float = 10.0) -> Managed:
 def node_env(**overrides: str) -> dict[str, str]:
     """The environment of a node process: this one's, with test-friendly defaults."""
     env = dict(os.environ)
-    env.setdefault("DJANGO_SECRET_KEY", "local-cluster-secret-key-not-for-production-use-0123456789")
+    env.setdefault(
+        "DJANGO_SECRET_KEY", "local-cluster-secret-key-not-for-production-use-0123456789"
+    )
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.update(overrides)
     return env
 
 
-def start_node(*, name: str, env: Mapping[str, str] | None = None, port: int | None = None,
-               timeout: float = 30.0, daphne_args: tuple[str, ...] = (),
-               python: str = sys.executable, cwd: Path = REPO, host: str = LOOPBACK,
-               wrapper: tuple[str, ...] = ()) -> Managed:
+def start_node(
+    *,
+    name: str,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    timeout: float = 30.0,
+    daphne_args: tuple[str, ...] = (),
+    python: str = sys.executable,
+    cwd: Path = REPO,
+    host: str = LOOPBACK,
+    wrapper: tuple[str, ...] = (),
+) -> Managed:
     """Start a node through the production launcher and wait until it serves HTTP.
 
     The launcher (:mod:`wstime.serve`) adds the production daphne flags; ``daphne_args`` go to
@@ -191,16 +230,29 @@ def start_node(*, name: str, env: Mapping[str, str] | None = None, port: int | N
     environment = node_env(WSTIME_NODE_NAME=name, **(dict(env or {})))
     managed = _spawn(
         f"node-{name}",
-        [*wrapper, python, "-m", "wstime.serve", "--bind", host, "--port", str(port),
-         "--", *daphne_args],
-        env=environment, cwd=cwd, port=port,
+        [
+            *wrapper,
+            python,
+            "-m",
+            "wstime.serve",
+            "--bind",
+            host,
+            "--port",
+            str(port),
+            "--",
+            *daphne_args,
+        ],
+        env=environment,
+        cwd=cwd,
+        port=port,
     )
     managed.extra["url"] = f"http://{host}:{port}"
     managed.extra["ws_url"] = f"ws://{host}:{port}/"
     # SIGTERM drains a node (seconds); stopping a local cluster uses SIGINT, daphne's fast stop.
     managed.stop_signal = signal.SIGINT
-    return _wait_started(managed, lambda: http_get(f"http://{host}:{port}/livez", 0.5)[0] == 200,
-                         timeout)
+    return _wait_started(
+        managed, lambda: http_get(f"http://{host}:{port}/livez", 0.5)[0] == 200, timeout
+    )
 
 
 # Requests per source per 10 s for a local HAProxy: every local client comes from 127.0.0.1,
@@ -208,18 +260,27 @@ def start_node(*, name: str, env: Mapping[str, str] | None = None, port: int | N
 LOCAL_RATE_LIMIT = 1_000_000
 
 
-def start_haproxy(node_ports: list[int], *, agent_ports: list[int] | None = None,
-                  port: int | None = None, timeout: float = 10.0,
-                  rate_limit: int = LOCAL_RATE_LIMIT) -> Managed:
+def start_haproxy(
+    node_ports: list[int],
+    *,
+    agent_ports: list[int] | None = None,
+    port: int | None = None,
+    timeout: float = 10.0,
+    rate_limit: int = LOCAL_RATE_LIMIT,
+) -> Managed:
     """Start HAProxy from deploy/haproxy/haproxy.cfg in front of nodes on loopback ports.
 
     ``agent_ports`` are the nodes' agent-check ports; without them HAProxy is pointed at free
     ports where nothing answers, which it treats as "no agent". ``rate_limit`` is the template's
     WSTIME_LB_RATE_LIMIT (requests per source address per 10 s).
     """
-    return start_haproxy_nodes([f"{LOOPBACK}:{node_port}" for node_port in node_ports],
-                               agent_ports=agent_ports, port=port, timeout=timeout,
-                               rate_limit=rate_limit)
+    return start_haproxy_nodes(
+        [f"{LOOPBACK}:{node_port}" for node_port in node_ports],
+        agent_ports=agent_ports,
+        port=port,
+        timeout=timeout,
+        rate_limit=rate_limit,
+    )
 
 
 def haproxy_config(count: int, template: str | None = None) -> str:
@@ -235,16 +296,23 @@ def haproxy_config(count: int, template: str | None = None) -> str:
     lines: list[str] = []
     for line in text.splitlines():
         if first.match(line):
-            lines.extend(line.replace("node1", f"node{k}").replace("NODE1", f"NODE{k}")
-                         for k in range(1, count + 1))
+            lines.extend(
+                line.replace("node1", f"node{k}").replace("NODE1", f"NODE{k}")
+                for k in range(1, count + 1)
+            )
         elif not other.match(line):
             lines.append(line)
     return "\n".join(lines) + "\n"
 
 
-def start_haproxy_nodes(node_addrs: list[str], *, agent_ports: list[int] | None = None,
-                        port: int | None = None, timeout: float = 10.0,
-                        rate_limit: int = LOCAL_RATE_LIMIT) -> Managed:
+def start_haproxy_nodes(
+    node_addrs: list[str],
+    *,
+    agent_ports: list[int] | None = None,
+    port: int | None = None,
+    timeout: float = 10.0,
+    rate_limit: int = LOCAL_RATE_LIMIT,
+) -> Managed:
     """Start HAProxy in front of any number of nodes (``host:port`` each), from the template.
 
     The configuration is :func:`haproxy_config` for that many nodes, written to HAProxy's own
@@ -253,8 +321,9 @@ def start_haproxy_nodes(node_addrs: list[str], *, agent_ports: list[int] | None 
     agent_ports = agent_ports or [free_port() for _ in node_addrs]
     binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
     port = port or free_port()
-    env = dict(os.environ, WSTIME_LB_BIND=f"{LOOPBACK}:{port}",
-               WSTIME_LB_RATE_LIMIT=str(rate_limit))
+    env = dict(
+        os.environ, WSTIME_LB_BIND=f"{LOOPBACK}:{port}", WSTIME_LB_RATE_LIMIT=str(rate_limit)
+    )
     for k, (addr, agent_port) in enumerate(zip(node_addrs, agent_ports, strict=True), start=1):
         env[f"WSTIME_NODE{k}_ADDR"] = addr
         env[f"WSTIME_NODE{k}_AGENT_PORT"] = str(agent_port)

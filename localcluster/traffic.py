@@ -13,7 +13,11 @@ def loopback_bits_per_second(seconds: float = 0.5) -> float:
     before = psutil.net_io_counters(pernic=True)["lo"]
     time.sleep(seconds)  # measuring the background needs real time to pass
     after = psutil.net_io_counters(pernic=True)["lo"]
-    return max(after.bytes_recv - before.bytes_recv, after.bytes_sent - before.bytes_sent) * 8 / seconds
+    return (
+        max(after.bytes_recv - before.bytes_recv, after.bytes_sent - before.bytes_sent)
+        * 8
+        / seconds
+    )
 
 
 class LoopbackFlood:
@@ -25,8 +29,10 @@ class LoopbackFlood:
         self.sent = 0
         self._stop = threading.Event()
         self._server = socket.create_server(("127.0.0.1", 0))
-        self._threads = [threading.Thread(target=self._receive, daemon=True),
-                         threading.Thread(target=self._send, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._receive, daemon=True),
+            threading.Thread(target=self._send, daemon=True),
+        ]
 
     def __enter__(self) -> LoopbackFlood:
         for thread in self._threads:

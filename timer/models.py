@@ -37,36 +37,49 @@ class HealthPolicy(models.Model):
     """When ``/healthcheck`` says a node is full, for every node (blank node) or for one."""
 
     node = models.CharField(
-        "node", max_length=63, blank=True, unique=True, validators=[node_name_validator],
+        "node",
+        max_length=63,
+        blank=True,
+        unique=True,
+        validators=[node_name_validator],
         help_text="Blank: the default policy for every node. A node name: this node's own "
-                  "policy, replacing the default (except that draining on the default drains "
-                  "every node).",
+        "policy, replacing the default (except that draining on the default drains "
+        "every node).",
     )
     threshold = models.FloatField(
-        "threshold", default=default_threshold,
+        "threshold",
+        default=default_threshold,
         help_text="Network usage (0-1] at or above which the node answers 503. 0.6 = 60 % of "
-                  "its capacity; the rest is the buffer its existing connections grow into.",
+        "its capacity; the rest is the buffer its existing connections grow into.",
     )
     recovery_margin = models.FloatField(
-        "recovery margin", default=default_recovery_margin,
+        "recovery margin",
+        default=default_recovery_margin,
         help_text="A full node answers 200 again only below threshold minus this margin.",
     )
     window = models.FloatField(
-        "window (seconds)", default=default_window,
+        "window (seconds)",
+        default=default_window,
         help_text="Seconds of network usage averaged (moving average).",
     )
     capacity = models.PositiveBigIntegerField(
-        "capacity (bit/s)", null=True, blank=True,
+        "capacity (bit/s)",
+        null=True,
+        blank=True,
         help_text="Overrides the link speed and WSTIME_LINK_CAPACITY, e.g. 1000000000 for "
-                  "1 Gbit/s. Empty: measured link speed.",
+        "1 Gbit/s. Empty: measured link speed.",
     )
     max_connections = models.PositiveIntegerField(
-        "max connections", null=True, blank=True, default=default_max_connections,
+        "max connections",
+        null=True,
+        blank=True,
+        default=default_max_connections,
         help_text="Open WebSocket connections at which the node reports itself full. Empty: no "
-                  "limit.",
+        "limit.",
     )
     draining = models.BooleanField(
-        "draining", default=False,
+        "draining",
+        default=False,
         help_text="Answer 503 'draining' so the load balancer sends no new connections.",
     )
     updated_at = models.DateTimeField("updated", auto_now=True)
@@ -85,8 +98,11 @@ class HealthPolicy(models.Model):
         if None in (self.threshold, self.recovery_margin, self.window):
             return  # the field itself already reports that it is required
         problems = policy_problems(
-            threshold=self.threshold, recovery_margin=self.recovery_margin, window=self.window,
-            capacity=self.capacity, max_connections=self.max_connections,
+            threshold=self.threshold,
+            recovery_margin=self.recovery_margin,
+            window=self.window,
+            capacity=self.capacity,
+            max_connections=self.max_connections,
         )
         if problems:
             raise ValidationError(problems)

@@ -27,10 +27,19 @@ start_process()
 server.install()  # patches that cannot apply are logged, and reported by the system checks
 start_when_serving()
 
-application = TrustedProxyHeaders(ProtocolTypeRouter({
-    "http": CachedStaticFiles(DirectViews(django_http, {
-        "/healthcheck": health_views.healthcheck,
-        "/livez": health_views.livez,
-    })),
-    "websocket": websocket_application(),
-}))
+application = TrustedProxyHeaders(
+    ProtocolTypeRouter(
+        {
+            "http": CachedStaticFiles(
+                DirectViews(
+                    django_http,
+                    {
+                        "/healthcheck": health_views.healthcheck,
+                        "/livez": health_views.livez,
+                    },
+                )
+            ),
+            "websocket": websocket_application(),
+        }
+    )
+)

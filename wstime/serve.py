@@ -33,8 +33,13 @@ def endpoint(*, bind: str, port: int, backlog: int = LISTEN_BACKLOG) -> str:
     return f"tcp:port={port}:interface={interface}:backlog={backlog}"
 
 
-def daphne_argv(*, bind: str = DEFAULT_BIND, port: int = DEFAULT_PORT,
-                backlog: int = LISTEN_BACKLOG, extra: Sequence[str] = ()) -> list[str]:
+def daphne_argv(
+    *,
+    bind: str = DEFAULT_BIND,
+    port: int = DEFAULT_PORT,
+    backlog: int = LISTEN_BACKLOG,
+    extra: Sequence[str] = (),
+) -> list[str]:
     """Return daphne's arguments (without the program name) for a production node."""
     return ["-e", endpoint(bind=bind, port=port, backlog=backlog), *extra, APPLICATION]
 
@@ -57,18 +62,27 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     """Split ``argv`` into this launcher's options and the daphne arguments after ``--``."""
     own, extra = list(argv), []
     if "--" in own:
-        own, extra = own[:own.index("--")], own[own.index("--") + 1:]
+        own, extra = own[: own.index("--")], own[own.index("--") + 1 :]
     parser = argparse.ArgumentParser(
-        prog="wstime-node", description="Start a wstime node with the production daphne flags.",
-        epilog="Arguments after -- go to daphne unchanged.")
-    parser.add_argument("--bind", default=DEFAULT_BIND,
-                        help=f"address to listen on (default {DEFAULT_BIND})")
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
-                        help=f"TCP port (default {DEFAULT_PORT})")
-    parser.add_argument("--backlog", type=_backlog, default=LISTEN_BACKLOG,
-                        help=f"listen backlog (default {LISTEN_BACKLOG})")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the daphne command line instead of running it")
+        prog="wstime-node",
+        description="Start a wstime node with the production daphne flags.",
+        epilog="Arguments after -- go to daphne unchanged.",
+    )
+    parser.add_argument(
+        "--bind", default=DEFAULT_BIND, help=f"address to listen on (default {DEFAULT_BIND})"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--backlog",
+        type=_backlog,
+        default=LISTEN_BACKLOG,
+        help=f"listen backlog (default {LISTEN_BACKLOG})",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the daphne command line instead of running it"
+    )
     return parser.parse_args(own), extra
 
 

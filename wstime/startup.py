@@ -34,8 +34,9 @@ def start_when_serving() -> bool:
         node = get_node()
         # Held here for the process's life: a task nothing references can vanish mid-run.
         _held["sigterm drains"] = install_sigterm_drain(reactor, node)
-        _held["start"] = asyncio.get_event_loop().create_task(node.ensure_started(),
-                                                              name="wstime:start")
+        _held["start"] = asyncio.get_event_loop().create_task(
+            node.ensure_started(), name="wstime:start"
+        )
         # Everything loaded so far (Django, the app, daphne) lives as long as the process:
         # moving it out of the collector's generations keeps full collections short.
         gc.collect()

@@ -51,8 +51,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
     parser.add_argument("--backlog", type=int, default=4096, help="TCP listen backlog")
     args = parser.parse_args()
-    asyncio.run(serve_forever(port=args.port, name=args.name, interval=args.interval,
-                              backlog=args.backlog))
+    asyncio.run(
+        serve_forever(port=args.port, name=args.name, interval=args.interval, backlog=args.backlog)
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,19 @@ pytestmark = pytest.mark.integration
 def test_bench_quick__runs_every_scenario_and_writes_figures(tmp_path):
     """`python -m bench.run --quick` measures the baseline, a wstime node, failover and storm."""
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--skip-node",
-         "--results-dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=200,
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--skip-node",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=200,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
     [json_file] = tmp_path.glob("*.json")
@@ -67,13 +77,29 @@ def test_bench_quick__runs_every_scenario_and_writes_figures(tmp_path):
 def test_handshake_cost__measures_each_server():
     """`python -m bench.handshake_cost` ramps clients into each server and prints its cost."""
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.handshake_cost", "--connections", "200", "--rate", "100",
-         "--servers", "node-ws,python-websockets,wstime,wstime-uvicorn", "--skip-node"],
-        cwd=REPO, capture_output=True, text=True, timeout=100,
+        [
+            sys.executable,
+            "-m",
+            "bench.handshake_cost",
+            "--connections",
+            "200",
+            "--rate",
+            "100",
+            "--servers",
+            "node-ws,python-websockets,wstime,wstime-uvicorn",
+            "--skip-node",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=100,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
-    rows = {line.split("|")[1].strip(): line.split("|")[2:-1]
-            for line in completed.stdout.splitlines() if line.startswith("| ")}
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2:-1]
+        for line in completed.stdout.splitlines()
+        if line.startswith("| ")
+    }
     assert list(rows)[1:] == ["python-websockets", "wstime", "wstime-uvicorn"]  # after the header
     for server in ("python-websockets", "wstime", "wstime-uvicorn"):
         established, failed, ms, _node, _python, _per_core = (cell.strip() for cell in rows[server])

@@ -61,14 +61,33 @@ def test_write_plots__a_run_without_scenarios_draws_nothing(tmp_path):
 
 def test_capacity_series__cpu_per_thousand_and_kb_per_connection():
     """CPU is scaled to 1,000 established connections; rows sort by N per server."""
-    rows = [{"server": "wstime", "connections": 5000, "cpu_pct": 50.0, "kb_per_conn": 27.0,
-             "load": {"established": 5000}},
-            {"server": "wstime", "connections": 1000, "cpu_pct": 12.0, "kb_per_conn": None,
-             "load": {"established": 1000}},
-            {"server": "node-ws", "connections": 1000, "cpu_pct": None, "kb_per_conn": 6.0,
-             "load": {"established": 0}}]
-    assert capacity_series(rows) == {"wstime": [(1000, 12.0, None), (5000, 10.0, 27.0)],
-                                     "node-ws": [(1000, None, 6.0)]}
+    rows = [
+        {
+            "server": "wstime",
+            "connections": 5000,
+            "cpu_pct": 50.0,
+            "kb_per_conn": 27.0,
+            "load": {"established": 5000},
+        },
+        {
+            "server": "wstime",
+            "connections": 1000,
+            "cpu_pct": 12.0,
+            "kb_per_conn": None,
+            "load": {"established": 1000},
+        },
+        {
+            "server": "node-ws",
+            "connections": 1000,
+            "cpu_pct": None,
+            "kb_per_conn": 6.0,
+            "load": {"established": 0},
+        },
+    ]
+    assert capacity_series(rows) == {
+        "wstime": [(1000, 12.0, None), (5000, 10.0, 27.0)],
+        "node-ws": [(1000, None, 6.0)],
+    }
 
 
 def test_render__links_the_plots(saved_run):
@@ -91,9 +110,16 @@ class FakeClock:
         return self.now
 
 
-@pytest.mark.parametrize("seconds, text", [
-    (0, "0 s"), (42.4, "42 s"), (60, "1 min 00 s"), (185, "3 min 05 s"), (3720, "1 h 02 min"),
-])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (0, "0 s"),
+        (42.4, "42 s"),
+        (60, "1 min 00 s"),
+        (185, "3 min 05 s"),
+        (3720, "1 h 02 min"),
+    ],
+)
 def test_format_duration__table(seconds, text):
     """Durations read as a person would say them."""
     assert format_duration(seconds) == text
@@ -102,20 +128,29 @@ def test_format_duration__table(seconds, text):
 def test_progress__step_share_and_time_left_learn_the_pace():
     """Lines name the step, how far into it, and the time left, rescaled after each step."""
     clock, stream = FakeClock(), io.StringIO()
-    progress = Progress([Step("capacity: wstime with 1,000 connections", 40),
-                         Step("capacity: wstime with 5,000 connections", 60),
-                         Step("failover: 2,000 clients through HAProxy", 100)],
-                        stream=stream, clock=clock, every=0)
+    progress = Progress(
+        [
+            Step("capacity: wstime with 1,000 connections", 40),
+            Step("capacity: wstime with 5,000 connections", 60),
+            Step("failover: 2,000 clients through HAProxy", 100),
+        ],
+        stream=stream,
+        clock=clock,
+        every=0,
+    )
     progress.start(0)
     clock.now += 10
-    assert progress.line(clock.now) == ("[1/3] capacity: wstime with 1,000 connections: "
-                                        "10 s of ~40 s (25%); about 3 min 10 s left in all")
+    assert progress.line(clock.now) == (
+        "[1/3] capacity: wstime with 1,000 connections: "
+        "10 s of ~40 s (25%); about 3 min 10 s left in all"
+    )
     clock.now += 70  # the first step took 80 s, twice its estimate
     progress.start(1)
     assert progress.time_left(clock.now) == pytest.approx(2 * (60 + 100))
     clock.now += 300  # far past its estimate: the step shows 100 %, never a negative time
-    assert progress.line(clock.now).startswith("[2/3] capacity: wstime with 5,000 connections: "
-                                               "5 min 00 s of ~2 min 00 s (100%)")
+    assert progress.line(clock.now).startswith(
+        "[2/3] capacity: wstime with 5,000 connections: 5 min 00 s of ~2 min 00 s (100%)"
+    )
     progress.start(2)
     progress.done()
     lines = stream.getvalue().splitlines()
@@ -127,8 +162,9 @@ def test_progress__step_share_and_time_left_learn_the_pace():
 def test_progress__heartbeat_repeats_the_line():
     """During a long step the line comes again every `every` seconds."""
     stream = io.StringIO()
-    progress = Progress([Step("capacity: wstime with 200 connections", 10)], stream=stream,
-                        every=0.01)
+    progress = Progress(
+        [Step("capacity: wstime with 200 connections", 10)], stream=stream, every=0.01
+    )
     progress.start(0)
     deadline = time.monotonic() + 5
     while stream.getvalue().count("[1/1]") < 3 and time.monotonic() < deadline:

@@ -32,11 +32,19 @@ def test_move_figures__nothing_moved():
 
 def test_render__a_readable_table():
     """The Markdown names the time to balance and the spread."""
-    result = {"connections": 1000, "command": "python -m bench.rebalance", "started_utc": "t",
-              "load_average": [0.5, 0.5, 0.5], "before": {"bench-a": 1000},
-              "node_b_serving_after_s": 0.5, "within_pct": 10.0, "balanced_after_s": 39.2,
-              "final": {"bench-a": 525, "bench-b": 475}, "timeline": [(0.5, 1000, 0)],
-              "moves": move_figures([(1, 1.0, 1.5, 1, "bench-a", "bench-b")], start=0.0)}
+    result = {
+        "connections": 1000,
+        "command": "python -m bench.rebalance",
+        "started_utc": "t",
+        "load_average": [0.5, 0.5, 0.5],
+        "before": {"bench-a": 1000},
+        "node_b_serving_after_s": 0.5,
+        "within_pct": 10.0,
+        "balanced_after_s": 39.2,
+        "final": {"bench-a": 525, "bench-b": 475},
+        "timeline": [(0.5, 1000, 0)],
+        "moves": move_figures([(1, 1.0, 1.5, 1, "bench-a", "bench-b")], start=0.0),
+    }
     text = render(result)
     assert "| split within 10 % of even after B's start | 39.2 s |" in text
     assert "mean / p99 / busiest" in text and "0.5:1000/0" in text

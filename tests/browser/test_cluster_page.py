@@ -35,10 +35,12 @@ def test_cluster_page__rows_states_charts_and_drain_from_the_page(page, tmp_path
     draining; both rows carry a chart; the page refreshes itself; a killed node turns stale,
     then unreachable."""
     cluster = start_cluster(
-        names=("busy-node", "calm-node"), with_haproxy=False, with_agents=False,
-        env={"WSTIME_NET_INTERFACES": "lo", "WSTIME_LINK_CAPACITY": "1G",
-             **data_dir_env(tmp_path)},
-        per_node_env=[{"WSTIME_MAX_CONNECTIONS": "1"}, {}])
+        names=("busy-node", "calm-node"),
+        with_haproxy=False,
+        with_agents=False,
+        env={"WSTIME_NET_INTERFACES": "lo", "WSTIME_LINK_CAPACITY": "1G", **data_dir_env(tmp_path)},
+        per_node_env=[{"WSTIME_MAX_CONNECTIONS": "1"}, {}],
+    )
     busy, calm = cluster.nodes
     try:
         manage({**cluster.env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD}, "ensure_admin")
@@ -59,7 +61,9 @@ def test_cluster_page__rows_states_charts_and_drain_from_the_page(page, tmp_path
             page.locator("#cluster-totals", has_text="2 node(s)").wait_for()
             # Charts from the published history: a connections line per node once two points exist.
             for each in (busy_row, calm_row):
-                each.locator("svg.cluster-chart polyline.chart-connections").wait_for(state="attached")
+                each.locator("svg.cluster-chart polyline.chart-connections").wait_for(
+                    state="attached"
+                )
             screenshot(page, "cluster-page-overloaded.png")
 
             calm_row.locator("a.cluster-drain").click()

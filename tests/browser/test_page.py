@@ -27,14 +27,17 @@ def wait_for_frames(page, count: int, timeout: float = 15.0) -> list[tuple[str, 
         if len(seen) >= count:
             return seen
         page.wait_for_timeout(100)
-    raise AssertionError(f"saw {len(frames(page))} of {count} frames: "
-                         f"{page.locator('#messages').inner_text()[-800:]}")
+    raise AssertionError(
+        f"saw {len(frames(page))} of {count} frames: "
+        f"{page.locator('#messages').inner_text()[-800:]}"
+    )
 
 
 @pytest.fixture
 def single_node(tmp_path):
-    node = start_node(name="page-node", env={"WSTIME_TICK_INTERVAL": "0.2",
-                                             **data_dir_env(tmp_path)})
+    node = start_node(
+        name="page-node", env={"WSTIME_TICK_INTERVAL": "0.2", **data_dir_env(tmp_path)}
+    )
     yield node
     node.stop()
 
@@ -85,8 +88,10 @@ def test_page__address_is_normalised_and_backoff_is_jittered(page, single_node):
     assert page.evaluate(normalise, "https://example.com:8443") == "wss://example.com:8443/"
     assert page.evaluate(normalise, "example.com") == "ws://example.com/"
     assert page.evaluate(normalise, "  ") == f"ws://127.0.0.1:{single_node.port}/"
-    delays = page.evaluate("[0, 1, 3, 10, 40].map((a) => [0, 0.5, 0.999].map("
-                           "(r) => window.wstime.backoffDelay(a, () => r)))")
+    delays = page.evaluate(
+        "[0, 1, 3, 10, 40].map((a) => [0, 0.5, 0.999].map("
+        "(r) => window.wstime.backoffDelay(a, () => r)))"
+    )
     assert delays[0] == [0, 250, 499]
     assert delays[2] == [0, 2000, 3996]
     assert delays[4][2] < 30000  # capped
@@ -94,8 +99,10 @@ def test_page__address_is_normalised_and_backoff_is_jittered(page, single_node):
 
 def test_page__survives_a_node_kill_through_haproxy(page, tmp_path):
     """Through HAProxy: kill -9 the serving node; the page reconnects and the count goes on."""
-    cluster = start_cluster(names=("left-node", "right-node"),
-                            env={"WSTIME_TICK_INTERVAL": "0.25", **data_dir_env(tmp_path)})
+    cluster = start_cluster(
+        names=("left-node", "right-node"),
+        env={"WSTIME_TICK_INTERVAL": "0.25", **data_dir_env(tmp_path)},
+    )
     try:
         page.goto(cluster.haproxy.extra["url"] + "/")
         page.click("#connect")
@@ -125,7 +132,8 @@ def test_page__reconnect_hints_honoured_and_hundreds_of_clients_spread(page, sin
     # 500 clients dropped at the same instant (a node killed): their first and third retries.
     for attempt, ceiling in [(0, 500), (2, 2000)]:
         delays = page.evaluate(
-            "(a) => Array.from({length: 500}, () => window.wstime.backoffDelay(a))", attempt)
+            "(a) => Array.from({length: 500}, () => window.wstime.backoffDelay(a))", attempt
+        )
         assert all(0 <= d < ceiling for d in delays)
         tenths = [0] * 10
         for delay in delays:

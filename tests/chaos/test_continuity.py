@@ -30,10 +30,29 @@ def kinds_here() -> list[str]:
 @pytest.mark.timeout(420)
 def test_continuity__seeded_run_finds_no_violation(tmp_path):
     """A fixed seed's minute of faults on three nodes: every rule of the checker holds."""
-    argv = [sys.executable, "-m", "chaos", "--seed", str(SEED), "--duration", str(FAULT_SECONDS),
-            "--clients", "100", "--kinds", ",".join(kinds_here()), "--out", str(tmp_path)]
-    run = subprocess.Popen(argv, cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "chaos",
+        "--seed",
+        str(SEED),
+        "--duration",
+        str(FAULT_SECONDS),
+        "--clients",
+        "100",
+        "--kinds",
+        ",".join(kinds_here()),
+        "--out",
+        str(tmp_path),
+    ]
+    run = subprocess.Popen(
+        argv,
+        cwd=REPO,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         stdout, stderr = run.communicate(timeout=360)
     except subprocess.TimeoutExpired:

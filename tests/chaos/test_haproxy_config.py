@@ -22,7 +22,9 @@ def test_haproxy_config__one_server_line_per_node_in_each_backend():
     assert servers(text) == ["node1", "node2", "node3"] * backends
     assert "${WSTIME_NODE3_ADDR}" in text and "${WSTIME_NODE3_AGENT_PORT}" in text
     kept = [line for line in template.splitlines() if not re.match(r"^\s*server\s+node\d", line)]
-    assert [line for line in text.splitlines() if not re.match(r"^\s*server\s+node\d", line)] == kept
+    assert [
+        line for line in text.splitlines() if not re.match(r"^\s*server\s+node\d", line)
+    ] == kept
 
 
 def test_haproxy_config__haproxy_accepts_it():
@@ -32,6 +34,12 @@ def test_haproxy_config__haproxy_accepts_it():
     for k in range(1, 6):
         env[f"WSTIME_NODE{k}_ADDR"] = f"127.0.0.1:{10000 + k}"
         env[f"WSTIME_NODE{k}_AGENT_PORT"] = str(11000 + k)
-    result = subprocess.run([binary, "-c", "-f", "/dev/stdin"], input=haproxy_config(5),
-                            env=env, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [binary, "-c", "-f", "/dev/stdin"],
+        input=haproxy_config(5),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

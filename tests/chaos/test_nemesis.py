@@ -10,8 +10,13 @@ from chaos.nemesis import ALL_KINDS, REDIS_KINDS, Nemesis
 
 def plan(seed: int, duration: float = 60.0):
     cluster = SimpleNamespace(slots=[SimpleNamespace(name=f"chaos-{k}") for k in (1, 2, 3)])
-    nemesis = Nemesis(cluster, kinds=ALL_KINDS, rng=random.Random(seed), clock=lambda: 0.0,
-                      duplicate=lambda rng, count: None)
+    nemesis = Nemesis(
+        cluster,
+        kinds=ALL_KINDS,
+        rng=random.Random(seed),
+        clock=lambda: 0.0,
+        duplicate=lambda rng, count: None,
+    )
     return nemesis.plan(duration)
 
 

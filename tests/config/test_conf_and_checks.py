@@ -35,24 +35,29 @@ def test_load_config__defaults_without_any_configuration():
 
 def test_load_config__environment_wins_over_django_settings():
     """Environment first, then Django settings, then the default."""
-    cfg = load_config({"WSTIME_TICK_INTERVAL": "0.25"}, SimpleNamespace(WSTIME_TICK_INTERVAL=2,
-                                                                         WSTIME_SESSION_TTL=30))
+    cfg = load_config(
+        {"WSTIME_TICK_INTERVAL": "0.25"},
+        SimpleNamespace(WSTIME_TICK_INTERVAL=2, WSTIME_SESSION_TTL=30),
+    )
     assert cfg.tick_interval == 0.25
     assert cfg.session_ttl == 30
 
 
-@pytest.mark.parametrize("name, value, reason", [
-    ("WSTIME_TICK_INTERVAL", "abc", "expected a number"),
-    ("WSTIME_TICK_INTERVAL", "0", "greater than 0"),
-    ("WSTIME_TICK_INTERVAL", "nan", "finite"),
-    ("WSTIME_HEALTH_THRESHOLD", "1.5", "(0, 1]"),
-    ("WSTIME_REDIS_URL", "http://x", "redis://"),
-    ("WSTIME_LINK_CAPACITY", "fast", "bits per second"),
-    ("WSTIME_MAX_CONNECTIONS", "-3", "whole number"),
-    ("WSTIME_NODE_NAME", "Bad Name", "lowercase"),
-    ("WSTIME_REQUIRE_ORIGIN", "maybe", "true or false"),
-    ("WSTIME_LOG_LEVEL", "loud", "DEBUG"),
-])
+@pytest.mark.parametrize(
+    "name, value, reason",
+    [
+        ("WSTIME_TICK_INTERVAL", "abc", "expected a number"),
+        ("WSTIME_TICK_INTERVAL", "0", "greater than 0"),
+        ("WSTIME_TICK_INTERVAL", "nan", "finite"),
+        ("WSTIME_HEALTH_THRESHOLD", "1.5", "(0, 1]"),
+        ("WSTIME_REDIS_URL", "http://x", "redis://"),
+        ("WSTIME_LINK_CAPACITY", "fast", "bits per second"),
+        ("WSTIME_MAX_CONNECTIONS", "-3", "whole number"),
+        ("WSTIME_NODE_NAME", "Bad Name", "lowercase"),
+        ("WSTIME_REQUIRE_ORIGIN", "maybe", "true or false"),
+        ("WSTIME_LOG_LEVEL", "loud", "DEBUG"),
+    ],
+)
 def test_load_config__rejects_with_a_reason(name, value, reason):
     """Each broken value names the setting and says what is expected."""
     with pytest.raises(ConfigError) as caught:
@@ -64,14 +69,23 @@ def test_load_config__rejects_with_a_reason(name, value, reason):
 def test_load_config__margin_must_stay_below_threshold():
     """A recovery level at or below zero would never let a full node back in."""
     with pytest.raises(ConfigError, match="WSTIME_HEALTH_RECOVERY_MARGIN"):
-        load_config({"WSTIME_HEALTH_THRESHOLD": "0.1", "WSTIME_HEALTH_RECOVERY_MARGIN": "0.2"},
-                    SimpleNamespace())
+        load_config(
+            {"WSTIME_HEALTH_THRESHOLD": "0.1", "WSTIME_HEALTH_RECOVERY_MARGIN": "0.2"},
+            SimpleNamespace(),
+        )
 
 
-@pytest.mark.parametrize("text, bits", [
-    ("10M", 10_000_000), ("1G", 1_000_000_000), ("2.5G", 2_500_000_000), ("100000", 100_000),
-    ("100k", 100_000), ("1Gbps", 1_000_000_000),
-])
+@pytest.mark.parametrize(
+    "text, bits",
+    [
+        ("10M", 10_000_000),
+        ("1G", 1_000_000_000),
+        ("2.5G", 2_500_000_000),
+        ("100000", 100_000),
+        ("100k", 100_000),
+        ("1Gbps", 1_000_000_000),
+    ],
+)
 def test_parse_bits_per_second__units(text, bits):
     """Capacities accept plain bits/s and K, M, G, T suffixes."""
     assert parse_bits_per_second(text) == bits
@@ -139,10 +153,13 @@ def test_readme__documents_every_setting():
     assert missing == []
 
 
-@pytest.mark.parametrize("environ, name", [
-    ({"WSTIME_DRAIN_NOTICE": "10", "WSTIME_DRAIN_WINDOW": "20"}, "WSTIME_DRAIN_DEADLINE"),
-    ({"WSTIME_SHED_LEVEL": "0.5"}, "WSTIME_SHED_LEVEL"),
-])
+@pytest.mark.parametrize(
+    "environ, name",
+    [
+        ({"WSTIME_DRAIN_NOTICE": "10", "WSTIME_DRAIN_WINDOW": "20"}, "WSTIME_DRAIN_DEADLINE"),
+        ({"WSTIME_SHED_LEVEL": "0.5"}, "WSTIME_SHED_LEVEL"),
+    ],
+)
 def test_load_config__settings_that_must_agree(environ, name):
     """A drain that cannot finish in time, or shedding below the health threshold, is refused."""
     with pytest.raises(ConfigError) as caught:
@@ -156,11 +173,21 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _manage_check(**environ: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("WSTIME_", "DJANGO_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("WSTIME_", "DJANGO_"))
+    }
     env.update(environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, str(REPO / "manage.py"), "check"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), "check"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_manage_check__unknown_boolean_word_is_refused_at_start():
@@ -181,10 +208,20 @@ def test_manage_check__broken_wstime_value_is_timer_e001():
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("word, value", [
-    ("1", True), ("TRUE", True), (" yes ", True), ("on", True),
-    ("0", False), ("false", False), ("No", False), ("off", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "word, value",
+    [
+        ("1", True),
+        ("TRUE", True),
+        (" yes ", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("", False),
+    ],
+)
 def test_parse_bool__accepted_words(word, value):
     """The words every boolean setting accepts, DJANGO_* and WSTIME_* alike."""
     assert parse_bool(word) is value
@@ -199,8 +236,11 @@ def test_environ_value__unknown_word_names_the_variable():
 
 def test_config__declares_no_default_of_its_own():
     """Defaults live in SETTINGS only: a Config field with a default would be a second copy."""
-    assert [f.name for f in fields(Config)
-            if f.default is not MISSING or f.default_factory is not MISSING] == []
+    assert [
+        f.name
+        for f in fields(Config)
+        if f.default is not MISSING or f.default_factory is not MISSING
+    ] == []
 
 
 def test_config__defaults_come_from_the_table():
@@ -222,19 +262,27 @@ def test_check_config_class__mismatch_is_an_error_under_python_O():
         "except Exception as exc:\n"
         "    print(type(exc).__name__, exc)\n"
     )
-    result = subprocess.run([sys.executable, "-O", "-c", code], cwd=REPO, capture_output=True,
-                            check=False, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-O", "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ImproperlyConfigured")
     assert "surplus" in result.stdout
 
 
 def _readme_defaults() -> dict[str, str]:
-    rows = re.findall(r"^\| `(WSTIME_[A-Z_]+)` \| ([^|]*) \|", (REPO / "README.md").read_text(),
-                      re.MULTILINE)
-    return {name: "" if cell.strip() == "*(empty)*" else cell.strip().strip("`")
-            for name, cell in rows}
+    rows = re.findall(
+        r"^\| `(WSTIME_[A-Z_]+)` \| ([^|]*) \|", (REPO / "README.md").read_text(), re.MULTILINE
+    )
+    return {
+        name: "" if cell.strip() == "*(empty)*" else cell.strip().strip("`") for name, cell in rows
+    }
 
 
 def test_readme__defaults_match_the_table():

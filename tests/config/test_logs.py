@@ -17,22 +17,42 @@ from timer.config.loader import ConfigError, load_config
 from timer.config.logs import ExpectedOutages, KeyValueFields, logging_config, message_fields
 
 
-@pytest.mark.parametrize("message, fields", [
-    ("node=slimy-cardinal client=4f0c event=connect resumed=True next=42",
-     {"node": "slimy-cardinal", "client": "4f0c", "event": "connect", "resumed": "True",
-      "next": "42"}),
-    ("node=a client=b event=disconnect code=1012 last=57",
-     {"node": "a", "client": "b", "event": "disconnect", "code": "1012", "last": "57"}),
-    ("node=a client=b event=takeover: a newer connection holds the session",
-     {"node": "a", "client": "b", "event": "takeover"}),
-    ("node=a event=drain-start source=admin notice=3s",
-     {"node": "a", "event": "drain-start", "source": "admin", "notice": "3s"}),
-    ('node=a origin="https://evil.example/ x=1" event=refused',
-     {"node": "a", "origin": "https://evil.example/ x=1", "event": "refused"}),
-    ('node=a refused a connection from "10.0.0.1 event=forged": bad id (code=1)',
-     {"node": "a"}),
-    ("This server is named: slimy-cardinal", {}),
-])
+@pytest.mark.parametrize(
+    "message, fields",
+    [
+        (
+            "node=slimy-cardinal client=4f0c event=connect resumed=True next=42",
+            {
+                "node": "slimy-cardinal",
+                "client": "4f0c",
+                "event": "connect",
+                "resumed": "True",
+                "next": "42",
+            },
+        ),
+        (
+            "node=a client=b event=disconnect code=1012 last=57",
+            {"node": "a", "client": "b", "event": "disconnect", "code": "1012", "last": "57"},
+        ),
+        (
+            "node=a client=b event=takeover: a newer connection holds the session",
+            {"node": "a", "client": "b", "event": "takeover"},
+        ),
+        (
+            "node=a event=drain-start source=admin notice=3s",
+            {"node": "a", "event": "drain-start", "source": "admin", "notice": "3s"},
+        ),
+        (
+            'node=a origin="https://evil.example/ x=1" event=refused',
+            {"node": "a", "origin": "https://evil.example/ x=1", "event": "refused"},
+        ),
+        (
+            'node=a refused a connection from "10.0.0.1 event=forged": bad id (code=1)',
+            {"node": "a"},
+        ),
+        ("This server is named: slimy-cardinal", {}),
+    ],
+)
 def test_message_fields__table(message, fields):
     """Pairs become fields; text inside quotes or glued to other words never does."""
     assert message_fields(message) == fields
@@ -64,8 +84,9 @@ def _emit(log_format: str, msg: str, *args) -> str:
     config = logging_config(level="INFO", log_format=log_format)
     config["handlers"]["console"]["stream"] = stream
     del config["root"]  # leave the test run's own handlers alone
-    config["loggers"] = {"wstime.test.logs": {"handlers": ["console"], "level": "INFO",
-                                              "propagate": False}}
+    config["loggers"] = {
+        "wstime.test.logs": {"handlers": ["console"], "level": "INFO", "propagate": False}
+    }
     logging.config.dictConfig(config)
     try:
         logging.getLogger("wstime.test.logs").info(msg, *args)
@@ -105,8 +126,15 @@ def _connection_error_record(error: Exception | None = None) -> logging.LogRecor
     try:
         raise error or RedisConnectionError("Error 111 connecting to 127.0.0.1:6379.")
     except (RedisConnectionError, RedisTimeoutError):
-        return logging.LogRecord("channels_redis.pubsub", logging.ERROR, __file__, 1,
-                                 "Unexpected exception in receive task", None, sys.exc_info())
+        return logging.LogRecord(
+            "channels_redis.pubsub",
+            logging.ERROR,
+            __file__,
+            1,
+            "Unexpected exception in receive task",
+            None,
+            sys.exc_info(),
+        )
 
 
 def test_expected_outages__a_redis_outage_is_one_line_per_period():
@@ -129,8 +157,9 @@ def test_expected_outages__other_errors_keep_their_traceback():
     try:
         raise KeyError("bug")
     except KeyError:
-        record = logging.LogRecord("channels_redis.pubsub", logging.ERROR, __file__, 1, "boom",
-                                   None, sys.exc_info())
+        record = logging.LogRecord(
+            "channels_redis.pubsub", logging.ERROR, __file__, 1, "boom", None, sys.exc_info()
+        )
     assert ExpectedOutages().filter(record) and record.exc_info is not None
 
 

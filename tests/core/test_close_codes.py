@@ -6,11 +6,22 @@ from timer.core.close_codes import OTHER_CLOSE_CODES, close_code_label
 from timer.node.node import NodeCounters
 
 
-@pytest.mark.parametrize("code, label", [
-    (1000, "1000"), (1005, "1005"), (None, "1005"), (1006, "1006"), (1009, "1009"),
-    (1012, "1012"), (4001, "4001"), (3000, OTHER_CLOSE_CODES), (4999, OTHER_CLOSE_CODES),
-    (1004, OTHER_CLOSE_CODES), (2999, OTHER_CLOSE_CODES),
-])
+@pytest.mark.parametrize(
+    "code, label",
+    [
+        (1000, "1000"),
+        (1005, "1005"),
+        (None, "1005"),
+        (1006, "1006"),
+        (1009, "1009"),
+        (1012, "1012"),
+        (4001, "4001"),
+        (3000, OTHER_CLOSE_CODES),
+        (4999, OTHER_CLOSE_CODES),
+        (1004, OTHER_CLOSE_CODES),
+        (2999, OTHER_CLOSE_CODES),
+    ],
+)
 def test_close_code_label__known_codes_and_other(code, label):
     """Registered codes and 4001 keep their number; None is 1005; the rest are "other"."""
     assert close_code_label(code) == label

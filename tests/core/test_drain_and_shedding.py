@@ -8,12 +8,15 @@ from timer.core.drain_plan import DrainPlan, close_reason, hint_from_reason, rec
 from timer.core.shedding import Shedder
 
 
-@pytest.mark.parametrize("total, window, every, expected", [
-    (0, 10, 0.1, []),
-    (5, 10, 0.1, [1, 1, 1, 1, 1]),
-    (250, 10, 0.1, [3] * 50 + [2] * 50),
-    (7, 0.3, 0.1, [3, 2, 2]),
-])
+@pytest.mark.parametrize(
+    "total, window, every, expected",
+    [
+        (0, 10, 0.1, []),
+        (5, 10, 0.1, [1, 1, 1, 1, 1]),
+        (250, 10, 0.1, [3] * 50 + [2] * 50),
+        (7, 0.3, 0.1, [3, 2, 2]),
+    ],
+)
 def test_drain_plan__batches_spread_evenly(total, window, every, expected):
     """Closes are split into at most window / every batches, sizes differing by one at most."""
     batches = DrainPlan(notice=3, window=window, deadline=25, batch_every=every).batches(total)
@@ -37,26 +40,27 @@ def shedder(fraction: float = 0.01) -> Shedder:
     return Shedder(shed_level=0.85, fraction_per_round=fraction, window=10)
 
 
-@pytest.mark.parametrize("connections, usage, expected", [
-    (1000, None, 0),     # unknown usage: never shed
-    (1000, 0.5, 0),      # below the shed level
-    (1000, 0.84, 0),
-    (1000, 0.9, 10),     # 1 % per round
-    (50, 0.9, 1),        # at least one while shedding
-    (1000, 1.0, 10),
-    (0, 0.95, 0),
-])
+@pytest.mark.parametrize(
+    "connections, usage, expected",
+    [
+        (1000, None, 0),  # unknown usage: never shed
+        (1000, 0.5, 0),  # below the shed level
+        (1000, 0.84, 0),
+        (1000, 0.9, 10),  # 1 % per round
+        (50, 0.9, 1),  # at least one while shedding
+        (1000, 1.0, 10),
+        (0, 0.95, 0),
+    ],
+)
 def test_shedder__small_paced_fraction_above_the_shed_level(connections, usage, expected):
     """Shedding starts at the shed level and closes a small fraction per round."""
-    assert shedder().decide(now=0, connections=connections, usage=usage,
-                            threshold=0.6) == expected
+    assert shedder().decide(now=0, connections=connections, usage=usage, threshold=0.6) == expected
 
 
 def test_shedder__never_aims_below_the_threshold():
     """An episode's budget stops where usage would fall to the threshold."""
     shed = shedder(fraction=0.2)
-    counts = [shed.decide(now=t, connections=100 - 0, usage=0.9, threshold=0.6)
-              for t in range(5)]
+    counts = [shed.decide(now=t, connections=100 - 0, usage=0.9, threshold=0.6) for t in range(5)]
     assert counts == [20, 13, 0, 0, 0]  # budget 33: 0.9 * (100 - 33) / 100 = 0.603 >= 0.6
     assert 0.9 * (100 - sum(counts)) / 100 >= 0.6
 

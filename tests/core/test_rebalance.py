@@ -24,8 +24,9 @@ def rebalancer(**overrides) -> Rebalancer:
     return Rebalancer(**{**options, **overrides})
 
 
-def load(name: str, connections: int, *, accepting: bool = True, max_connections=None,
-         bits=None) -> NodeLoad:
+def load(
+    name: str, connections: int, *, accepting: bool = True, max_connections=None, bits=None
+) -> NodeLoad:
     return NodeLoad(name, connections, accepting, max_connections, bits)
 
 
@@ -35,29 +36,37 @@ def settled(r: Rebalancer, me: NodeLoad, peers: list[NodeLoad], *, at: float = 0
     return r.decide(at + r.settle, me, peers)
 
 
-@pytest.mark.parametrize("me, peers, state, share, move", [
-    # 600 on A, B joins empty: share 300, the first round has an empty bucket.
-    (load("a", 600), [load("b", 0)], MOVING, 300, 0),
-    # Within tolerance (5 % of 300 = 15): nothing.
-    (load("a", 315), [load("b", 285)], BALANCED, 300, 0),
-    # Just above it: moving.
-    (load("a", 316), [load("b", 284)], MOVING, 300, 0),
-    # "Clearly more" is at least 2 connections, even for tiny shares.
-    (load("a", 3), [load("b", 1)], BALANCED, 2, 0),
-    # The only other node is full (not accepting): it is no part of the share, and no room.
-    (load("a", 600), [load("b", 10, accepting=False)], NO_ROOM, 600, 0),
-    # Still accepting as last published, but at its max_connections: no room.
-    (load("a", 600, max_connections=100), [load("b", 100, max_connections=100)],
-     NO_ROOM, 350, 0),
-    # Capacities 900 and 300: A's share is three quarters.
-    (load("a", 300, max_connections=900), [load("b", 0, max_connections=300)], MOVING, 225, 0),
-    # Mixed units fall back to equal weights.
-    (load("a", 300, max_connections=900), [load("b", 0)], MOVING, 150, 0),
-    # Bandwidth when every node knows its link.
-    (load("a", 400, bits=3e6), [load("b", 0, bits=1e6)], MOVING, 300, 0),
-    # Alone.
-    (load("a", 600), [], BALANCED, 600, 0),
-])
+@pytest.mark.parametrize(
+    "me, peers, state, share, move",
+    [
+        # 600 on A, B joins empty: share 300, the first round has an empty bucket.
+        (load("a", 600), [load("b", 0)], MOVING, 300, 0),
+        # Within tolerance (5 % of 300 = 15): nothing.
+        (load("a", 315), [load("b", 285)], BALANCED, 300, 0),
+        # Just above it: moving.
+        (load("a", 316), [load("b", 284)], MOVING, 300, 0),
+        # "Clearly more" is at least 2 connections, even for tiny shares.
+        (load("a", 3), [load("b", 1)], BALANCED, 2, 0),
+        # The only other node is full (not accepting): it is no part of the share, and no room.
+        (load("a", 600), [load("b", 10, accepting=False)], NO_ROOM, 600, 0),
+        # Still accepting as last published, but at its max_connections: no room.
+        (
+            load("a", 600, max_connections=100),
+            [load("b", 100, max_connections=100)],
+            NO_ROOM,
+            350,
+            0,
+        ),
+        # Capacities 900 and 300: A's share is three quarters.
+        (load("a", 300, max_connections=900), [load("b", 0, max_connections=300)], MOVING, 225, 0),
+        # Mixed units fall back to equal weights.
+        (load("a", 300, max_connections=900), [load("b", 0)], MOVING, 150, 0),
+        # Bandwidth when every node knows its link.
+        (load("a", 400, bits=3e6), [load("b", 0, bits=1e6)], MOVING, 300, 0),
+        # Alone.
+        (load("a", 600), [], BALANCED, 600, 0),
+    ],
+)
 def test_decide__share_tolerance_and_room(me, peers, state, share, move):
     """The share weighs accepting nodes by capacity; the state says why nothing moves."""
     decision = settled(rebalancer(), me, peers)
@@ -78,14 +87,17 @@ def test_decide__a_new_node_counts_only_once_settled():
     assert r.decide(18.0, me, peers).state == MOVING
 
 
-@pytest.mark.parametrize("steps, moves", [
-    # (seconds after the first moving round) -> connections moved; 2 %/s of 600 = 12 per s.
-    ([1.0, 2.0, 3.0], [12, 12, 12]),
-    # A long gap never releases more than one second's worth.
-    ([10.0], [12]),
-    # Half a second: half the budget; fractions carry over.
-    ([0.5, 1.0, 1.25], [6, 6, 3]),
-])
+@pytest.mark.parametrize(
+    "steps, moves",
+    [
+        # (seconds after the first moving round) -> connections moved; 2 %/s of 600 = 12 per s.
+        ([1.0, 2.0, 3.0], [12, 12, 12]),
+        # A long gap never releases more than one second's worth.
+        ([10.0], [12]),
+        # Half a second: half the budget; fractions carry over.
+        ([0.5, 1.0, 1.25], [6, 6, 3]),
+    ],
+)
 def test_decide__paced_by_a_token_bucket(steps, moves):
     """At most ``rate x connections`` per second, never a burst after a pause."""
     r = rebalancer(flight=0.0)  # no moves in flight: each round sees the same cluster
@@ -160,19 +172,23 @@ def test_may_move__a_client_is_moved_at_most_once_per_memory():
 
 def test_capacity_weights__one_unit_for_all():
     """Connections, else bandwidth, else equal."""
-    assert capacity_weights([load("a", 0, max_connections=2), load("b", 0, max_connections=1)]) \
-        == [2.0, 1.0]
-    assert capacity_weights([load("a", 0, bits=1e6), load("b", 0, max_connections=1)]) \
-        == [1.0, 1.0]
+    assert capacity_weights([load("a", 0, max_connections=2), load("b", 0, max_connections=1)]) == [
+        2.0,
+        1.0,
+    ]
+    assert capacity_weights([load("a", 0, bits=1e6), load("b", 0, max_connections=1)]) == [1.0, 1.0]
 
 
-@pytest.mark.parametrize("name, value, reason", [
-    ("WSTIME_REBALANCE_ENABLED", "perhaps", "true or false"),
-    ("WSTIME_REBALANCE_TOLERANCE", "1", "[0, 1)"),
-    ("WSTIME_REBALANCE_RATE", "0", "(0, 1]"),
-    ("WSTIME_REBALANCE_SETTLE", "-1", "0 or more"),
-    ("WSTIME_REBALANCE_MEMORY", "0", "greater than 0"),
-])
+@pytest.mark.parametrize(
+    "name, value, reason",
+    [
+        ("WSTIME_REBALANCE_ENABLED", "perhaps", "true or false"),
+        ("WSTIME_REBALANCE_TOLERANCE", "1", "[0, 1)"),
+        ("WSTIME_REBALANCE_RATE", "0", "(0, 1]"),
+        ("WSTIME_REBALANCE_SETTLE", "-1", "0 or more"),
+        ("WSTIME_REBALANCE_MEMORY", "0", "greater than 0"),
+    ],
+)
 def test_rebalance_settings__rejected_with_a_reason(name, value, reason):
     """Each broken rebalancing setting is named, with what is expected."""
     with pytest.raises(ConfigError) as caught:
@@ -185,12 +201,16 @@ def test_rebalance_settings__system_check_reports_them(monkeypatch):
     """timer.E001 names a broken rebalancing setting."""
     monkeypatch.setenv("WSTIME_REBALANCE_RATE", "fast")
     errors = checks.check_wstime_settings()
-    assert [(e.id, e.msg.split()[0]) for e in errors] == [("timer.E001",
-                                                           "WSTIME_REBALANCE_RATE")]
+    assert [(e.id, e.msg.split()[0]) for e in errors] == [("timer.E001", "WSTIME_REBALANCE_RATE")]
 
 
 def test_rebalance_settings__conservative_defaults():
     """On by default; 5 % tolerance, 2 %/s, 3 s settle, 600 s memory."""
     cfg = load_config({}, SimpleNamespace())
-    assert (cfg.rebalance_enabled, cfg.rebalance_tolerance, cfg.rebalance_rate,
-            cfg.rebalance_settle, cfg.rebalance_memory) == (True, 0.05, 0.02, 3.0, 600.0)
+    assert (
+        cfg.rebalance_enabled,
+        cfg.rebalance_tolerance,
+        cfg.rebalance_rate,
+        cfg.rebalance_settle,
+        cfg.rebalance_memory,
+    ) == (True, 0.05, 0.02, 3.0, 600.0)

@@ -45,8 +45,16 @@ def nic(speed_mbit: int = 0, *, isup: bool = True, flags: str = "up,running") ->
 
 def io(rx: int, tx: int) -> snetio:
     """Return a psutil ``snetio`` with ``rx`` bytes received and ``tx`` sent."""
-    return snetio(bytes_sent=tx, bytes_recv=rx, packets_sent=0, packets_recv=0, errin=0,
-                  errout=0, dropin=0, dropout=0)
+    return snetio(
+        bytes_sent=tx,
+        bytes_recv=rx,
+        packets_sent=0,
+        packets_recv=0,
+        errin=0,
+        errout=0,
+        dropin=0,
+        dropout=0,
+    )
 
 
 @pytest.fixture

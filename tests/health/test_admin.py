@@ -20,8 +20,16 @@ def half_full(monitor, clock) -> None:
 
 
 def form(**changes) -> dict:
-    values = {"node": "", "draining": "", "threshold": "0.6", "recovery_margin": "0.05",
-              "window": "10", "capacity": "", "max_connections": "", "_save": "Save"}
+    values = {
+        "node": "",
+        "draining": "",
+        "threshold": "0.6",
+        "recovery_margin": "0.05",
+        "window": "10",
+        "capacity": "",
+        "max_connections": "",
+        "_save": "Save",
+    }
     values.update(changes)
     return {key: value for key, value in values.items() if value is not None}
 
@@ -61,22 +69,26 @@ async def test_admin__threshold_edit_changes_the_answer(admin, monitor, clock):
 async def test_admin__draining_a_node_by_name(admin, monitor, clock, node):
     """Adding a row for this node with draining ticked drains it."""
     half_full(monitor, clock)
-    response = await admin.post(reverse("admin:timer_healthpolicy_add"),
-                                form(node=node.name, draining="on"))
+    response = await admin.post(
+        reverse("admin:timer_healthpolicy_add"), form(node=node.name, draining="on")
+    )
     assert response.status_code == 302, response.content
     response = await admin.get("/healthcheck")
     assert (response.status_code, response.content) == (503, b"draining")
 
 
-@pytest.mark.parametrize("changes, field, message", [
-    ({"threshold": "1.5"}, "threshold", "at most 1"),
-    ({"threshold": "0"}, "threshold", "greater than 0"),
-    ({"recovery_margin": "0.7"}, "recovery_margin", "recovery level"),
-    ({"recovery_margin": "0"}, "recovery_margin", "below the threshold"),
-    ({"window": "0"}, "window", "positive number of seconds"),
-    ({"capacity": "0"}, "capacity", "positive number of bits"),
-    ({"node": "Not A Name"}, "node", "lowercase letters"),
-])
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        ({"threshold": "1.5"}, "threshold", "at most 1"),
+        ({"threshold": "0"}, "threshold", "greater than 0"),
+        ({"recovery_margin": "0.7"}, "recovery_margin", "recovery level"),
+        ({"recovery_margin": "0"}, "recovery_margin", "below the threshold"),
+        ({"window": "0"}, "window", "positive number of seconds"),
+        ({"capacity": "0"}, "capacity", "positive number of bits"),
+        ({"node": "Not A Name"}, "node", "lowercase letters"),
+    ],
+)
 async def test_admin__invalid_policy_shows_form_errors(admin, node, changes, field, message):
     """A policy a node could not apply is refused with an error on the field to fix."""
     response = await admin.post(reverse("admin:timer_healthpolicy_add"), form(**changes))
@@ -93,8 +105,9 @@ async def test_admin__add_form_defaults_come_from_settings(admin, settings, node
     assert response.context["adminform"].form["threshold"].value() == 0.7
 
 
-@pytest.mark.parametrize("node_name, text", [("", "default health policy"),
-                                             ("web-1", "health policy for web-1")])
+@pytest.mark.parametrize(
+    "node_name, text", [("", "default health policy"), ("web-1", "health policy for web-1")]
+)
 def test_health_policy__str(node_name, text):
     """Rows read as what they govern."""
     assert str(HealthPolicy(node=node_name)) == text
@@ -102,8 +115,7 @@ def test_health_policy__str(node_name, text):
 
 async def test_admin__changelist_lists_policies(admin, node):
     """The change list renders with a row in it."""
-    await sync_to_async(HealthPolicy.objects.create)(threshold=0.6, recovery_margin=0.05,
-                                                     window=10)
+    await sync_to_async(HealthPolicy.objects.create)(threshold=0.6, recovery_margin=0.05, window=10)
     response = await admin.get(reverse("admin:timer_healthpolicy_changelist"))
     assert response.status_code == 200
     assert b"default health policy" in response.content

@@ -14,15 +14,18 @@ def ids(environ: dict) -> list[str]:
     return [warning.id for warning in network_problems(load_config(environ, None), STATS)]
 
 
-@pytest.mark.parametrize("environ, expected", [
-    ({"WSTIME_NET_INTERFACES": "eth0"}, []),
-    ({"WSTIME_NET_INTERFACES": "lo", "WSTIME_LINK_CAPACITY": "10M"}, []),
-    ({"WSTIME_NET_INTERFACES": "lo"}, ["timer.W102"]),  # lo has no speed
-    ({"WSTIME_NET_INTERFACES": "eth9,eth0"}, ["timer.W101"]),
-    ({"WSTIME_NET_INTERFACES": "eth9"}, ["timer.W101", "timer.W102"]),
-    ({}, ["timer.W102"]),  # veth1 is up with speed 0
-    ({"WSTIME_LINK_CAPACITY": "1G"}, []),
-])
+@pytest.mark.parametrize(
+    "environ, expected",
+    [
+        ({"WSTIME_NET_INTERFACES": "eth0"}, []),
+        ({"WSTIME_NET_INTERFACES": "lo", "WSTIME_LINK_CAPACITY": "10M"}, []),
+        ({"WSTIME_NET_INTERFACES": "lo"}, ["timer.W102"]),  # lo has no speed
+        ({"WSTIME_NET_INTERFACES": "eth9,eth0"}, ["timer.W101"]),
+        ({"WSTIME_NET_INTERFACES": "eth9"}, ["timer.W101", "timer.W102"]),
+        ({}, ["timer.W102"]),  # veth1 is up with speed 0
+        ({"WSTIME_LINK_CAPACITY": "1G"}, []),
+    ],
+)
 def test_network_problems__table(environ, expected):
     """Missing interfaces and unknown capacity are warned about, each with its own id."""
     assert ids(environ) == expected

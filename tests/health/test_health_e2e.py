@@ -27,8 +27,9 @@ FLOOD_FACTOR = 3  # flood at this multiple of the capacity
 FLOOD_SECONDS = 10.0  # the flood's byte budget is this many seconds of it
 
 
-def wait_for_status(node: Managed, path: str, want_status: int,
-                    timeout: float) -> tuple[float, str]:
+def wait_for_status(
+    node: Managed, path: str, want_status: int, timeout: float
+) -> tuple[float, str]:
     """Poll ``path`` every 50 ms until it answers ``want_status``; return elapsed and body."""
     start = time.monotonic()
     status, body = 0, ""
@@ -37,18 +38,26 @@ def wait_for_status(node: Managed, path: str, want_status: int,
         if status == want_status:
             return time.monotonic() - start, body
         time.sleep(0.05)
-    raise AssertionError(f"{path} did not answer {want_status} within {timeout}s; "
-                         f"last: {status} {body[:300]!r}")
+    raise AssertionError(
+        f"{path} did not answer {want_status} within {timeout}s; last: {status} {body[:300]!r}"
+    )
 
 
 @pytest.fixture
 def measured_node(tmp_path: Path) -> Iterator[tuple[Managed, int]]:
     """A node measuring lo with a capacity well above the background traffic; stopped by PID."""
     capacity = max(MIN_CAPACITY, int(10 * loopback_bits_per_second()))
-    node = start_node(name="health-e2e", env={
-        "WSTIME_NET_INTERFACES": "lo", "WSTIME_LINK_CAPACITY": str(capacity),
-        "WSTIME_NET_WINDOW": str(WINDOW), "WSTIME_SAMPLE_INTERVAL": str(INTERVAL),
-        "WSTIME_DATA_DIR": str(tmp_path), "WSTIME_LOG_LEVEL": "WARNING"})
+    node = start_node(
+        name="health-e2e",
+        env={
+            "WSTIME_NET_INTERFACES": "lo",
+            "WSTIME_LINK_CAPACITY": str(capacity),
+            "WSTIME_NET_WINDOW": str(WINDOW),
+            "WSTIME_SAMPLE_INTERVAL": str(INTERVAL),
+            "WSTIME_DATA_DIR": str(tmp_path),
+            "WSTIME_LOG_LEVEL": "WARNING",
+        },
+    )
     try:
         yield node, capacity
     finally:
@@ -71,9 +80,14 @@ def test_healthcheck__real_loopback_traffic_fills_and_frees_the_node(measured_no
     assert 0.3 * WINDOW <= took <= WINDOW + SLACK  # averaged: not at the first busy sample
     assert flood.sent <= flood.budget
     assert (detail["status"], detail["full_by"], detail["interfaces"]) == (
-        "overloaded", ["network"], ["lo"])
+        "overloaded",
+        ["network"],
+        ["lo"],
+    )
     assert (detail["capacity_bits_per_second"], detail["capacity_source"]) == (
-        capacity, "WSTIME_LINK_CAPACITY")
+        capacity,
+        "WSTIME_LINK_CAPACITY",
+    )
 
     recovered, body = wait_for_status(node, "/healthcheck", 200, timeout=WINDOW + SLACK)
     assert body == "ok"

@@ -20,15 +20,19 @@ class Feeder:
 
     def __init__(self, policy: Policy | None = None, link: Capacity = LINK) -> None:
         self.clock = FakeClock(0.0)
-        self.monitor = HealthMonitor(policy or table_policy(), sample_interval=1.0,
-                                     clock=self.clock)
+        self.monitor = HealthMonitor(
+            policy or table_policy(), sample_interval=1.0, clock=self.clock
+        )
         self.link = link
         self.rx = self.tx = 0
         self.observe()
 
     def observe(self, connections: int = 0) -> None:
-        self.monitor.observe(CounterSample(self.clock.now, {"eth0": Counters(self.rx, self.tx)}),
-                             self.link, connections)
+        self.monitor.observe(
+            CounterSample(self.clock.now, {"eth0": Counters(self.rx, self.tx)}),
+            self.link,
+            connections,
+        )
 
     def second(self, rx: int = 0, tx: int = 0, connections: int = 0) -> None:
         self.clock.now += 1
@@ -61,8 +65,14 @@ def test_monitor__full_within_window_then_recovers_below_margin():
     for _ in range(6):
         feed.second()
         statuses.append((feed.report().status, round(feed.report().usage, 2)))
-    assert statuses == [(OVERLOADED, 0.9), (OVERLOADED, 0.8), (OVERLOADED, 0.7),
-                        (OVERLOADED, 0.6), (OK, 0.5), (OK, 0.4)]  # 0.6 > 0.55 stays full
+    assert statuses == [
+        (OVERLOADED, 0.9),
+        (OVERLOADED, 0.8),
+        (OVERLOADED, 0.7),
+        (OVERLOADED, 0.6),
+        (OK, 0.5),
+        (OK, 0.4),
+    ]  # 0.6 > 0.55 stays full
 
 
 def test_monitor__more_than_capacity_counts_as_full_not_more():
@@ -112,7 +122,10 @@ def test_monitor__policy_swap_applies_at_next_report():
     feed.monitor.policy = table_policy(threshold=0.4, recovery_margin=0.05)
     report = feed.report()
     assert (report.status, report.threshold, report.recovery_level) == (
-        OVERLOADED, 0.4, pytest.approx(0.35))
+        OVERLOADED,
+        0.4,
+        pytest.approx(0.35),
+    )
 
 
 def test_monitor__capacity_from_policy_overrides_link():
@@ -121,7 +134,10 @@ def test_monitor__capacity_from_policy_overrides_link():
     feed.second(rx=2_500)
     report = feed.report()
     assert (report.usage, report.capacity_bits_per_second, report.capacity_source) == (
-        pytest.approx(0.5), 40_000, FROM_POLICY)
+        pytest.approx(0.5),
+        40_000,
+        FROM_POLICY,
+    )
 
 
 def test_monitor__unknown_capacity_is_never_full():
@@ -132,9 +148,15 @@ def test_monitor__unknown_capacity_is_never_full():
     assert (report.status, report.usage, report.capacity_source) == (OK, None, UNKNOWN)
 
 
-@pytest.mark.parametrize("counts, statuses", [
-    ([99, 100, 101, 96, 95, 94, 99], [OK, OVERLOADED, OVERLOADED, OVERLOADED, OVERLOADED, OK, OK]),
-])
+@pytest.mark.parametrize(
+    "counts, statuses",
+    [
+        (
+            [99, 100, 101, 96, 95, 94, 99],
+            [OK, OVERLOADED, OVERLOADED, OVERLOADED, OVERLOADED, OK, OK],
+        ),
+    ],
+)
 def test_monitor__max_connections_with_hysteresis(counts, statuses):
     """Full at the limit; room again only below limit x (1 - margin) = 95."""
     feed = Feeder(table_policy(max_connections=100, recovery_margin=0.05))

@@ -31,8 +31,11 @@ def test_load_policy__own_row_over_default_other_nodes_ignored():
     row(threshold=0.7)
     row("web-1", threshold=0.8)
     row("web-2", threshold=0.9, draining=True)
-    assert (load_policy("web-1", SETTINGS).threshold, load_policy("web-3", SETTINGS).threshold,
-            load_policy("web-1", SETTINGS).draining) == (0.8, 0.7, False)
+    assert (
+        load_policy("web-1", SETTINGS).threshold,
+        load_policy("web-3", SETTINGS).threshold,
+        load_policy("web-1", SETTINGS).draining,
+    ) == (0.8, 0.7, False)
     assert load_policy("web-3", SETTINGS).source == SOURCE_DEFAULT_ROW
 
 
@@ -48,7 +51,9 @@ async def test_refresh_forever__picks_up_an_edit_without_restart():
                 break
             await asyncio.sleep(0.02)
         assert (monitor.policy.threshold, monitor.policy.recovery_level) == (
-            0.3, pytest.approx(0.2))
+            0.3,
+            pytest.approx(0.2),
+        )
         assert database_state() == "up"
     finally:
         refresher.cancel()

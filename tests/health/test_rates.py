@@ -10,18 +10,21 @@ def sample(at: float, **interfaces: tuple[int, int]) -> CounterSample:
     return CounterSample(at, {name: Counters(*pair) for name, pair in interfaces.items()})
 
 
-@pytest.mark.parametrize("previous, current, expected", [
-    # (rx, tx) bytes; expected max(rx, tx) bits/s, or None when the interval is dropped
-    (sample(0, eth0=(0, 0)), sample(1, eth0=(1000, 0)), 8000),
-    (sample(0, eth0=(0, 0)), sample(2, eth0=(1000, 3000)), 12000),  # tx is busier
-    (sample(0, eth0=(0, 0), eth1=(0, 0)), sample(1, eth0=(100, 0), eth1=(100, 0)), 1600),
-    (sample(0, eth0=(0, 0)), sample(1, eth0=(0, 0), eth1=(5000, 0)), 0),  # eth1 is new
-    (sample(0, eth0=(500, 500)), sample(1, eth0=(100, 900)), None),  # rx counter reset
-    (sample(0, eth0=(2**32 - 10, 0)), sample(1, eth0=(5, 0)), None),  # 32-bit wrap
-    (sample(5, eth0=(0, 0)), sample(5, eth0=(10, 0)), None),  # no time passed
-    (sample(5, eth0=(0, 0)), sample(4, eth0=(10, 0)), None),  # clock went back
-    (sample(0, eth0=(0, 0)), sample(1, eth1=(10, 0)), None),  # nothing in common
-])
+@pytest.mark.parametrize(
+    "previous, current, expected",
+    [
+        # (rx, tx) bytes; expected max(rx, tx) bits/s, or None when the interval is dropped
+        (sample(0, eth0=(0, 0)), sample(1, eth0=(1000, 0)), 8000),
+        (sample(0, eth0=(0, 0)), sample(2, eth0=(1000, 3000)), 12000),  # tx is busier
+        (sample(0, eth0=(0, 0), eth1=(0, 0)), sample(1, eth0=(100, 0), eth1=(100, 0)), 1600),
+        (sample(0, eth0=(0, 0)), sample(1, eth0=(0, 0), eth1=(5000, 0)), 0),  # eth1 is new
+        (sample(0, eth0=(500, 500)), sample(1, eth0=(100, 900)), None),  # rx counter reset
+        (sample(0, eth0=(2**32 - 10, 0)), sample(1, eth0=(5, 0)), None),  # 32-bit wrap
+        (sample(5, eth0=(0, 0)), sample(5, eth0=(10, 0)), None),  # no time passed
+        (sample(5, eth0=(0, 0)), sample(4, eth0=(10, 0)), None),  # clock went back
+        (sample(0, eth0=(0, 0)), sample(1, eth1=(10, 0)), None),  # nothing in common
+    ],
+)
 def test_interval_rate__table(previous, current, expected):
     """Each pair of samples gives the busier direction's bits/s, or is dropped."""
     rate = interval_rate(previous, current)

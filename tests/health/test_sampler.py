@@ -12,15 +12,23 @@ from timer.health.sampler import Sampler
 
 
 def loopback_sampler(monitor: HealthMonitor, *, interval: float = 1.0) -> Sampler:
-    return Sampler(monitor, node_name="test-node", interval=interval, interfaces=("lo",),
-                   link_capacity=8_000_000, policy_every=3600, connections=lambda: 7)
+    return Sampler(
+        monitor,
+        node_name="test-node",
+        interval=interval,
+        interfaces=("lo",),
+        link_capacity=8_000_000,
+        policy_every=3600,
+        connections=lambda: 7,
+    )
 
 
 def test_sampler_read__loopback_with_setting_capacity():
     """lo reports speed 0, so WSTIME_LINK_CAPACITY gives its capacity."""
     clock = FakeClock(5.0)
-    sample, capacity = loopback_sampler(HealthMonitor(table_policy(), sample_interval=1.0,
-                                                      clock=clock)).read()
+    sample, capacity = loopback_sampler(
+        HealthMonitor(table_policy(), sample_interval=1.0, clock=clock)
+    ).read()
     assert (sample.at, set(sample.interfaces)) == (5.0, {"lo"})
     assert sample.interfaces["lo"].rx_bytes >= 0
     assert (capacity.bits_per_second, capacity.source) == (8_000_000, FROM_SETTING)
@@ -60,8 +68,15 @@ async def test_sampler_run__policy_load_error_never_stops_sampling(monkeypatch, 
     monkeypatch.setattr(policy_store, "_policy_error", None)  # put back after the test
     monitor = HealthMonitor(table_policy(), sample_interval=0.01)
     # A capacity no loopback traffic of other processes can fill: the test is about sampling.
-    sampler = Sampler(monitor, node_name="test-node", interval=0.01, interfaces=("lo",),
-                      link_capacity=10**12, policy_every=0.01, connections=lambda: 7)
+    sampler = Sampler(
+        monitor,
+        node_name="test-node",
+        interval=0.01,
+        interfaces=("lo",),
+        link_capacity=10**12,
+        policy_every=0.01,
+        connections=lambda: 7,
+    )
     task = asyncio.create_task(sampler.run())
     try:
         async with asyncio.timeout(5):

@@ -94,10 +94,13 @@ async def test_healthcheck__post_is_refused(client, monitor):
     assert (await client.post("/healthcheck")).status_code == 405
 
 
-@pytest.mark.parametrize("query, headers", [
-    ("?format=json", {}),
-    ("", {"Accept": "application/json"}),
-])
+@pytest.mark.parametrize(
+    "query, headers",
+    [
+        ("?format=json", {}),
+        ("", {"Accept": "application/json"}),
+    ],
+)
 async def test_healthcheck__json_detail(client, monitor, clock, node, query, headers):
     """JSON by query or Accept header: every documented field, no exception text."""
     feed(monitor, clock, 3, 6_000)
@@ -111,8 +114,7 @@ async def test_healthcheck__json_detail(client, monitor, clock, node, query, hea
     assert body["usage"] == pytest.approx(0.6)
     assert (body["threshold"], body["recovery_level"], body["window_seconds"]) == (0.6, 0.55, 10.0)
     assert (body["capacity_bits_per_second"], body["capacity_source"]) == (80_000, FROM_SETTING)
-    assert (body["connections"], body["max_connections"], body["full_by"]) == (0, None,
-                                                                               ["network"])
+    assert (body["connections"], body["max_connections"], body["full_by"]) == (0, None, ["network"])
     assert body["sampler_age_seconds"] == 0.0
     assert body["policy_source"] == "settings"
     assert body["shared"]["redis"] == "not configured"
@@ -122,7 +124,8 @@ async def test_healthcheck__browser_accept_gets_text(client, monitor, clock):
     """A browser's Accept (html, then */*) gets the plain text."""
     feed(monitor, clock, 3, 0)
     response = await client.get(
-        "/healthcheck", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+        "/healthcheck", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    )
     assert response.content == b"ok"
 
 
@@ -146,8 +149,10 @@ async def test_healthcheck__counts_open_connections(client, monitor, clock, node
     """The connection limit is a second signal; the JSON shows the hub's count."""
     feed(monitor, clock, 3, 0)
     monitor.policy = replace(monitor.policy, max_connections=2)
-    connections = [Connection(client_id=name, token=name, last_n=0, send_text=_discard,
-                              close=_discard) for name in ("a", "b")]
+    connections = [
+        Connection(client_id=name, token=name, last_n=0, send_text=_discard, close=_discard)
+        for name in ("a", "b")
+    ]
     for connection in connections:
         node.hub.attach(connection)
     try:
@@ -156,8 +161,7 @@ async def test_healthcheck__counts_open_connections(client, monitor, clock, node
         for connection in connections:
             node.hub.detach(connection)
     body = json.loads(response.content)
-    assert (response.status_code, body["connections"], body["full_by"]) == (
-        503, 2, ["connections"])
+    assert (response.status_code, body["connections"], body["full_by"]) == (503, 2, ["connections"])
 
 
 async def test_livez__answers_without_the_sampler(client, monitor, clock):
@@ -172,8 +176,9 @@ async def _crash() -> None:
     raise RuntimeError("detail that must not reach the JSON")
 
 
-async def test_healthcheck__json_shows_background_tasks_and_crash_loops(client, monitor, clock,
-                                                                        node):
+async def test_healthcheck__json_shows_background_tasks_and_crash_loops(
+    client, monitor, clock, node
+):
     """Each supervised task's state is in the JSON; a crash-looping one does not cause a 503."""
     feed(monitor, clock, 3, 0)
     flaky = supervise("flaky", _crash, first_delay=0.001, max_delay=0.004)
@@ -192,14 +197,21 @@ async def test_healthcheck__json_shows_background_tasks_and_crash_loops(client, 
     assert tasks["flaky"]["crash_looping"] is True
     assert tasks["flaky"]["restarts"] >= 4
     assert tasks["flaky"]["last_error"] == "RuntimeError"
-    assert tasks["ticker"] == {"name": "ticker", "running": True, "restarts": 0,
-                               "last_error": None, "crash_looping": False}
+    assert tasks["ticker"] == {
+        "name": "ticker",
+        "running": True,
+        "restarts": 0,
+        "last_error": None,
+        "crash_looping": False,
+    }
     assert b"must not reach" not in response.content
 
 
-async def test_healthcheck__policy_load_error_shown_and_still_200(client, monitor, clock,
-                                                                  monkeypatch):
+async def test_healthcheck__policy_load_error_shown_and_still_200(
+    client, monitor, clock, monkeypatch
+):
     """A policy read that raises (not a database error) shows in the JSON; the node stays 200."""
+
     def broken(node_name, settings):
         raise ValueError("unreadable row")
 

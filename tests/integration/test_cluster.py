@@ -21,8 +21,10 @@ INTERVAL = 0.25  # seconds between frames in these tests
 
 @pytest.fixture
 def cluster(tmp_path):
-    running = start_cluster(names=("alpha-node", "beta-node"), env={
-        "WSTIME_TICK_INTERVAL": str(INTERVAL), **data_dir_env(tmp_path)})
+    running = start_cluster(
+        names=("alpha-node", "beta-node"),
+        env={"WSTIME_TICK_INTERVAL": str(INTERVAL), **data_dir_env(tmp_path)},
+    )
     yield running
     running.stop()
 
@@ -33,8 +35,12 @@ async def wait_for_recorded_close(node, client_id: str) -> None:
     A client that reconnects sooner (faster than any page reload) may race that write; the
     other node then resumes from the live checkpoint, at + 1 or + 2.
     """
-    await asyncio.to_thread(wait_for, lambda: f"client={client_id} event=disconnect" in node.log(),
-                            timeout=5, what=f"{node.name} to record {client_id}'s close")
+    await asyncio.to_thread(
+        wait_for,
+        lambda: f"client={client_id} event=disconnect" in node.log(),
+        timeout=5,
+        what=f"{node.name} to record {client_id}'s close",
+    )
 
 
 def assert_continuous(counts: list[int], *, resumes: int = 0) -> None:
@@ -138,9 +144,15 @@ async def test_cluster__redis_outage_pauses_ticks_and_refuses_handshakes(cluster
 
 @pytest.fixture
 def short_ttl_cluster(tmp_path):
-    running = start_cluster(names=("gamma-node", "delta-node"), with_haproxy=False, env={
-        "WSTIME_TICK_INTERVAL": str(INTERVAL), "WSTIME_SESSION_TTL": "2",
-        **data_dir_env(tmp_path)})
+    running = start_cluster(
+        names=("gamma-node", "delta-node"),
+        with_haproxy=False,
+        env={
+            "WSTIME_TICK_INTERVAL": str(INTERVAL),
+            "WSTIME_SESSION_TTL": "2",
+            **data_dir_env(tmp_path),
+        },
+    )
     yield running
     running.stop()
 
@@ -152,8 +164,9 @@ async def test_cluster__sessions_expire(short_ttl_cluster):
     r = redis.Redis(port=running.redis.port)
     assert r.keys("wstime:sessions:*")
     # TTL 2 s in buckets of 1 s: gone within TTL + two buckets.
-    await asyncio.to_thread(wait_for, lambda: not r.keys("wstime:sessions:*"), timeout=6,
-                            what="session keys to expire")
+    await asyncio.to_thread(
+        wait_for, lambda: not r.keys("wstime:sessions:*"), timeout=6, what="session keys to expire"
+    )
     again = await frames_from(running.nodes[1].extra["ws_url"], "forget-me", 1)
     assert again.frames[0].n == 0
 

@@ -37,10 +37,17 @@ class PoliteClient(TickClient):
 
 async def test_drain__sigterm_closes_with_1012_and_clients_move_on(tmp_path):
     """SIGTERM: 503 draining at once, then 1012 closes; every client resumes on the other node."""
-    cluster = start_cluster(names=("leaving-node", "staying-node"), env={
-        "WSTIME_TICK_INTERVAL": str(INTERVAL), "WSTIME_DRAIN_NOTICE": "2.5",
-        "WSTIME_DRAIN_WINDOW": "1.5", "WSTIME_DRAIN_DEADLINE": "8",
-        "WSTIME_RECONNECT_HINT_MAX": "500", **data_dir_env(tmp_path)})
+    cluster = start_cluster(
+        names=("leaving-node", "staying-node"),
+        env={
+            "WSTIME_TICK_INTERVAL": str(INTERVAL),
+            "WSTIME_DRAIN_NOTICE": "2.5",
+            "WSTIME_DRAIN_WINDOW": "1.5",
+            "WSTIME_DRAIN_DEADLINE": "8",
+            "WSTIME_RECONNECT_HINT_MAX": "500",
+            **data_dir_env(tmp_path),
+        },
+    )
     leaving, staying = cluster.nodes
     stop = asyncio.Event()
     clients = [PoliteClient(leaving.extra["ws_url"], f"drain-{i}") for i in range(30)]
@@ -77,9 +84,16 @@ async def test_drain__sigterm_closes_with_1012_and_clients_move_on(tmp_path):
 
 async def test_overload__handshake_past_the_cap_gets_503_with_retry_after(tmp_path):
     """WSTIME_CONNECTION_CAP: the next handshake is refused with 503 and Retry-After."""
-    node = start_node(name="capped-node", env={
-        "WSTIME_TICK_INTERVAL": str(INTERVAL), "WSTIME_CONNECTION_CAP": "3",
-        "WSTIME_MAX_CONNECTIONS": "2", "WSTIME_RETRY_AFTER": "7", **data_dir_env(tmp_path)})
+    node = start_node(
+        name="capped-node",
+        env={
+            "WSTIME_TICK_INTERVAL": str(INTERVAL),
+            "WSTIME_CONNECTION_CAP": "3",
+            "WSTIME_MAX_CONNECTIONS": "2",
+            "WSTIME_RETRY_AFTER": "7",
+            **data_dir_env(tmp_path),
+        },
+    )
     try:
         held = [await websockets.connect(f"{node.extra['ws_url']}?id=held-{i}") for i in range(3)]
         with pytest.raises(websockets.InvalidStatus) as refused:
@@ -98,8 +112,9 @@ async def test_overload__handshake_past_the_cap_gets_503_with_retry_after(tmp_pa
 
 async def test_overload__oversized_frame_closes_with_1009_under_daphne(tmp_path):
     """A real daphne node sends the 1009 close frame (autobahn alone would refuse the code)."""
-    node = start_node(name="strict-node", env={"WSTIME_MAX_CLIENT_FRAME": "64",
-                                               **data_dir_env(tmp_path)})
+    node = start_node(
+        name="strict-node", env={"WSTIME_MAX_CLIENT_FRAME": "64", **data_dir_env(tmp_path)}
+    )
     try:
         async with websockets.connect(f"{node.extra['ws_url']}?id=big") as ws:
             await ws.send("x" * 65)
@@ -112,10 +127,17 @@ async def test_overload__oversized_frame_closes_with_1009_under_daphne(tmp_path)
 
 async def test_drain__hundreds_of_clients_reconnect_spread_out(tmp_path):
     """300 clients of a draining node: closes are paced and hinted, reconnects spread, no herd."""
-    node = start_node(name="herd-node", env={
-        "WSTIME_TICK_INTERVAL": "1", "WSTIME_DRAIN_NOTICE": "0.5", "WSTIME_DRAIN_WINDOW": "3",
-        "WSTIME_DRAIN_DEADLINE": "8", "WSTIME_RECONNECT_HINT_MAX": "2000",
-        **data_dir_env(tmp_path)})
+    node = start_node(
+        name="herd-node",
+        env={
+            "WSTIME_TICK_INTERVAL": "1",
+            "WSTIME_DRAIN_NOTICE": "0.5",
+            "WSTIME_DRAIN_WINDOW": "3",
+            "WSTIME_DRAIN_DEADLINE": "8",
+            "WSTIME_RECONNECT_HINT_MAX": "2000",
+            **data_dir_env(tmp_path),
+        },
+    )
     closes: list[tuple[float, int, int]] = []  # (close time, code, hint)
 
     async def client(i: int) -> None:
@@ -124,8 +146,9 @@ async def test_drain__hundreds_of_clients_reconnect_spread_out(tmp_path):
                 while True:
                     await ws.recv()
             except websockets.ConnectionClosed as closed:
-                closes.append((time.monotonic(), closed.rcvd.code,
-                               hint_from_reason(closed.rcvd.reason)))
+                closes.append(
+                    (time.monotonic(), closed.rcvd.code, hint_from_reason(closed.rcvd.reason))
+                )
 
     try:
         tasks = []

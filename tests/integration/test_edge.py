@@ -45,8 +45,7 @@ def nodes(tmp_path_factory):
 
 def get(port: int, path: str, *, source: str = LOOPBACK, headers: dict | None = None) -> int:
     """GET ``path`` on 127.0.0.1:``port`` from the address ``source``; return the status."""
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=5,
-                                            source_address=(source, 0))
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=5, source_address=(source, 0))
     try:
         connection.request("GET", path, headers=headers or {})
         response = connection.getresponse()
@@ -68,8 +67,7 @@ def test_metrics_allowlist__spoofed_forwarded_for_through_haproxy_is_refused(nod
         spoofed = [get(lb, "/metrics", headers=SPOOFED) for _ in range(4)]
         # An allowed address claimed by a client that is not it (127.0.0.1 is the proxy's own
         # address here: only an overwritten header keeps the claim out).
-        claimed = [get(lb, "/metrics", headers={"X-Forwarded-For": "127.0.0.2"})
-                   for _ in range(4)]
+        claimed = [get(lb, "/metrics", headers={"X-Forwarded-For": "127.0.0.2"}) for _ in range(4)]
         # The address HAProxy saw, forwarded by a trusted proxy, is honoured on both nodes.
         honoured = [get(lb, "/metrics", source="127.0.0.2") for _ in range(4)]
     finally:
@@ -113,8 +111,9 @@ def test_slow_headers__node_cuts_off_a_client_dribbling_its_headers(nodes):
 async def test_slow_headers__deadline_spares_requests_and_upgraded_websockets(nodes):
     """Requests on a kept-alive connection and WebSockets outlive the header deadline."""
     node = nodes[0]
-    async with websockets.connect(f"{node.extra['ws_url']}?id=outlives-deadline",
-                                  open_timeout=5) as ws:
+    async with websockets.connect(
+        f"{node.extra['ws_url']}?id=outlives-deadline", open_timeout=5
+    ) as ws:
         loop = asyncio.get_running_loop()
         until = loop.time() + HEADER_TIMEOUT + 1.5
         frames = 0
@@ -142,8 +141,12 @@ async def test_rate_limit__haproxy_answers_429_past_the_rate_of_one_source(nodes
     haproxy = start_haproxy([node.port for node in nodes], rate_limit=limit)
     try:
         lb = haproxy.port
-        await asyncio.to_thread(wait_for, lambda: get(lb, "/livez", source="127.0.0.3") == 200,
-                                timeout=10, what="HAProxy to serve")
+        await asyncio.to_thread(
+            wait_for,
+            lambda: get(lb, "/livez", source="127.0.0.3") == 200,
+            timeout=10,
+            what="HAProxy to serve",
+        )
         statuses = [get(lb, "/livez") for _ in range(limit + 3)]
         with pytest.raises(websockets.InvalidStatus) as refused:
             await websockets.connect(f"{haproxy.extra['ws_url']}?id=flooder", open_timeout=5)
@@ -159,17 +162,25 @@ async def test_websocket_client_address__forwarded_by_haproxy_not_by_the_client(
     """A WebSocket's client address is the one HAProxy saw, whatever the client claims."""
     haproxy = start_haproxy([node.port for node in nodes])
     try:
-        await asyncio.to_thread(wait_for, lambda: get(haproxy.port, "/livez") == 200,
-                                timeout=10, what="HAProxy to serve")
+        await asyncio.to_thread(
+            wait_for,
+            lambda: get(haproxy.port, "/livez") == 200,
+            timeout=10,
+            what="HAProxy to serve",
+        )
         # A bad client id is refused, and the node logs who asked.
         for _ in range(2):  # leastconn: one handshake per node
             with pytest.raises(websockets.InvalidStatus):
-                await websockets.connect(f"{haproxy.extra['ws_url']}?id=bad%20id",
-                                         additional_headers=SPOOFED,
-                                         local_addr=("127.0.0.2", 0), open_timeout=5)
+                await websockets.connect(
+                    f"{haproxy.extra['ws_url']}?id=bad%20id",
+                    additional_headers=SPOOFED,
+                    local_addr=("127.0.0.2", 0),
+                    open_timeout=5,
+                )
     finally:
         haproxy.stop()
-    refusals = [line for node in nodes for line in node.log().splitlines()
-                if "bad client id" in line]
+    refusals = [
+        line for node in nodes for line in node.log().splitlines() if "bad client id" in line
+    ]
     assert len(refusals) >= 2
     assert all("127.0.0.2" in line and "10.1.2.3" not in line for line in refusals), refusals

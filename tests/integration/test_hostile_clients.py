@@ -39,16 +39,19 @@ def close_codes(frames) -> list[int | None]:
 
 @pytest.fixture
 def capped_node(tmp_path):
-    running = start_node(name="capped-node", env={
-        "WSTIME_CONNECTION_CAP": "3", "WSTIME_TICK_INTERVAL": "0.2", **data_dir_env(tmp_path)})
+    running = start_node(
+        name="capped-node",
+        env={"WSTIME_CONNECTION_CAP": "3", "WSTIME_TICK_INTERVAL": "0.2", **data_dir_env(tmp_path)},
+    )
     yield running
     running.stop()
 
 
 @pytest.fixture
 def plain_node(tmp_path):
-    running = start_node(name="plain-node", env={
-        "WSTIME_TICK_INTERVAL": "0.2", **data_dir_env(tmp_path)})
+    running = start_node(
+        name="plain-node", env={"WSTIME_TICK_INTERVAL": "0.2", **data_dir_env(tmp_path)}
+    )
     yield running
     running.stop()
 
@@ -66,8 +69,11 @@ async def test_hostile__over_limit_frames_in_one_write_leak_no_slot(capped_node)
         codes = close_codes(client.frames(timeout=5))
         client.close()
         assert codes == [CLOSE_MESSAGE_TOO_BIG], f"client {i} got closes {codes}"
-    wait_for(lambda: open_connections(capped_node) == 0, timeout=10,
-             what="the hostile connections to be released")
+    wait_for(
+        lambda: open_connections(capped_node) == 0,
+        timeout=10,
+        what="the hostile connections to be released",
+    )
     async with websockets.connect(f"{capped_node.extra['ws_url']}?id=normal") as ws:
         assert (await ws.recv()).startswith("capped-node: ")
     assert "Traceback" not in capped_node.log()
@@ -88,8 +94,11 @@ async def test_hostile__empty_close_frame_leaves_metrics_scrapable(plain_node):
         closes = families["wstime_connections_closed"].samples
         return {s.labels["code"]: s.value for s in closes if s.name.endswith("_total")}
 
-    closes = wait_for(lambda: scraped().get(str(CLOSE_NO_STATUS_RECEIVED)), timeout=10,
-                      what="the 1005 close in /metrics")
+    closes = wait_for(
+        lambda: scraped().get(str(CLOSE_NO_STATUS_RECEIVED)),
+        timeout=10,
+        what="the 1005 close in /metrics",
+    )
     assert closes == 1
 
 

@@ -36,9 +36,16 @@ async def one_connection(ws_url: str) -> None:
 
 @pytest.fixture
 def json_node(tmp_path):
-    node = start_node(name="watched", env={
-        **data_dir_env(tmp_path), "WSTIME_LOG_FORMAT": "json", "WSTIME_TICK_INTERVAL": "0.2",
-        "WSTIME_SAMPLE_INTERVAL": "0.2", "WSTIME_LINK_CAPACITY": "1G"})
+    node = start_node(
+        name="watched",
+        env={
+            **data_dir_env(tmp_path),
+            "WSTIME_LOG_FORMAT": "json",
+            "WSTIME_TICK_INTERVAL": "0.2",
+            "WSTIME_SAMPLE_INTERVAL": "0.2",
+            "WSTIME_LINK_CAPACITY": "1G",
+        },
+    )
     yield node
     node.stop()
 
@@ -47,18 +54,26 @@ async def test_live_node__exports_every_metric_the_rules_and_dashboard_use(json_
     """Drive a connection, a close and a refusal, then compare the queries' names to a scrape."""
     await one_connection(json_node.extra["ws_url"])
     with pytest.raises(websockets.InvalidStatus):  # a refused handshake: a refusal sample
-        async with websockets.connect(f"{json_node.extra['ws_url']}?id=not%20valid",
-                                      open_timeout=10):
+        async with websockets.connect(
+            f"{json_node.extra['ws_url']}?id=not%20valid", open_timeout=10
+        ):
             pass
     url = json_node.extra["url"]
     # The usage gauge appears after the sampler's second reading.
-    await asyncio.to_thread(wait_for, lambda: "wstime_network_usage" in scrape(url),
-                            timeout=20, what="wstime_network_usage")
+    await asyncio.to_thread(
+        wait_for,
+        lambda: "wstime_network_usage" in scrape(url),
+        timeout=20,
+        what="wstime_network_usage",
+    )
     exported = scrape(url)
     queried = set().union(*map(metric_names, rule_expressions() + dashboard_expressions()))
     assert queried - exported == set()
-    for name in ("wstime_connections_closed_total", "wstime_handshakes_refused_total",
-                 "wstime_sessions_opened_total"):
+    for name in (
+        "wstime_connections_closed_total",
+        "wstime_handshakes_refused_total",
+        "wstime_sessions_opened_total",
+    ):
         assert name in exported
 
 
@@ -75,8 +90,12 @@ async def test_live_node__json_log_has_connection_fields(json_node):
                     found[entry.get("event")] = entry
         return found
 
-    await asyncio.to_thread(wait_for, lambda: {"connect", "disconnect"} <= events().keys(),
-                            timeout=20, what="connect and disconnect in the JSON log")
+    await asyncio.to_thread(
+        wait_for,
+        lambda: {"connect", "disconnect"} <= events().keys(),
+        timeout=20,
+        what="connect and disconnect in the JSON log",
+    )
     connect = events()["connect"]
     assert connect["node"] == "watched" and connect["level"] == "INFO"
     assert connect["message"].startswith("node=watched client=monitoring-1 event=connect")

@@ -19,8 +19,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    running = start_node(name="plain-node", env={
-        "WSTIME_TICK_INTERVAL": "0.2", **data_dir_env(tmp_path_factory.mktemp("node"))})
+    running = start_node(
+        name="plain-node",
+        env={"WSTIME_TICK_INTERVAL": "0.2", **data_dir_env(tmp_path_factory.mktemp("node"))},
+    )
     yield running
     running.stop()
 
@@ -32,11 +34,14 @@ async def test_node__command_line_client_without_origin_sees_the_ticks(node):
     assert [(m["node"], int(m["n"])) for m in frames] == [("plain-node", n) for n in range(3)]
 
 
-@pytest.mark.parametrize("query, origin", [
-    ("?id=" + "x" * 65, None),
-    ("?id=%3Cscript%3E", None),
-    ("?id=ok", "http://evil.example"),
-])
+@pytest.mark.parametrize(
+    "query, origin",
+    [
+        ("?id=" + "x" * 65, None),
+        ("?id=%3Cscript%3E", None),
+        ("?id=ok", "http://evil.example"),
+    ],
+)
 async def test_node__bad_handshakes_get_403(node, query, origin):
     """Malformed ids and foreign Origins are refused with HTTP 403 before any frame."""
     with pytest.raises(websockets.InvalidStatus) as refused:
@@ -51,8 +56,9 @@ def test_node__serves_the_page_and_cacheable_static_files(node):
     with urllib.request.urlopen(node.extra["url"] + "/static/timer/app.js", timeout=5) as reply:
         assert reply.headers["Cache-Control"] == "public, max-age=3600"
         modified = reply.headers["Last-Modified"]
-    request = urllib.request.Request(node.extra["url"] + "/static/timer/app.js",
-                                     headers={"If-Modified-Since": modified})
+    request = urllib.request.Request(
+        node.extra["url"] + "/static/timer/app.js", headers={"If-Modified-Since": modified}
+    )
     assert http_get_status(request) == 304
 
 
@@ -66,8 +72,9 @@ def http_get_status(request: urllib.request.Request) -> int:
 
 @pytest.fixture
 def fast_node(tmp_path):
-    running = start_node(name="fast-node", env={
-        "WSTIME_TICK_INTERVAL": "0.05", **data_dir_env(tmp_path)})
+    running = start_node(
+        name="fast-node", env={"WSTIME_TICK_INTERVAL": "0.05", **data_dir_env(tmp_path)}
+    )
     yield running
     running.stop()
 
@@ -89,6 +96,9 @@ async def test_node__reloads_at_any_moment_resume_exactly(fast_node):
             await ws.close()
             counts += [int(FRAME.match(text)["n"]) async for text in ws]
         seen.append(counts)
-    broken = [(earlier, later) for earlier, later in zip(seen, seen[1:], strict=False)
-              if later[0] != earlier[-1] + 1]
+    broken = [
+        (earlier, later)
+        for earlier, later in zip(seen, seen[1:], strict=False)
+        if later[0] != earlier[-1] + 1
+    ]
     assert not broken, f"{len(broken)} of {len(seen) - 1} reloads did not resume at last + 1"

@@ -26,10 +26,15 @@ pytestmark = pytest.mark.integration
 
 # Ticks and publishing twice a second; up to 5 % of a node's connections moved per second, each
 # reconnecting within 1 s; a new node counts as room after 3 s (HAProxy: rise 2 x inter 1s).
-FAST = {"WSTIME_TICK_INTERVAL": "0.5", "WSTIME_SAMPLE_INTERVAL": "0.5",
-        "WSTIME_POLICY_CACHE_SECONDS": "0.5", "WSTIME_REBALANCE_RATE": "0.05",
-        "WSTIME_RECONNECT_HINT_MAX": "1000", "WSTIME_DRAIN_NOTICE": "1",
-        "WSTIME_DRAIN_WINDOW": "1"}
+FAST = {
+    "WSTIME_TICK_INTERVAL": "0.5",
+    "WSTIME_SAMPLE_INTERVAL": "0.5",
+    "WSTIME_POLICY_CACHE_SECONDS": "0.5",
+    "WSTIME_REBALANCE_RATE": "0.05",
+    "WSTIME_RECONNECT_HINT_MAX": "1000",
+    "WSTIME_DRAIN_NOTICE": "1",
+    "WSTIME_DRAIN_WINDOW": "1",
+}
 BALANCE_WITHIN = 45.0  # seconds from the new node's start to a split within 10 % of its share
 
 
@@ -45,8 +50,12 @@ class MovingClient(TickClient):
             start = len(self.frames)
             try:
                 await self.run_once(stop)
-            except (OSError, websockets.InvalidHandshake, TimeoutError,
-                    websockets.ConnectionClosed):
+            except (
+                OSError,
+                websockets.InvalidHandshake,
+                TimeoutError,
+                websockets.ConnectionClosed,
+            ):
                 await asyncio.sleep(0.2)
                 continue
             finally:
@@ -64,8 +73,11 @@ class MovingClient(TickClient):
         return self.frames[-1].node if self.frames else None
 
     def moves(self, kind: str = "rebalancing") -> int:
-        return sum(1 for code, reason in zip(self.closes, self.reasons, strict=False)
-                   if code == CLOSE_SERVICE_RESTART and reason.startswith(kind))
+        return sum(
+            1
+            for code, reason in zip(self.closes, self.reasons, strict=False)
+            if code == CLOSE_SERVICE_RESTART and reason.startswith(kind)
+        )
 
 
 def health_json(node) -> dict:
@@ -77,8 +89,9 @@ def connections(node) -> int:
     return health_json(node).get("connections", -1)
 
 
-async def open_clients(url: str, prefix: str, count: int,
-                       stop: asyncio.Event) -> tuple[list[MovingClient], list[asyncio.Task]]:
+async def open_clients(
+    url: str, prefix: str, count: int, stop: asyncio.Event
+) -> tuple[list[MovingClient], list[asyncio.Task]]:
     """``count`` clients in batches of 50, each holding its first frame before the next batch."""
     clients, runs = [], []
     for start in range(0, count, 50):
@@ -118,25 +131,34 @@ async def stop_all(stop: asyncio.Event, runs: list[asyncio.Task]) -> None:
 
 async def test_rebalance__a_new_node_takes_half_of_600_clients(tmp_path):
     """600 clients on A; B starts: even within 10 %, each moved once and exactly, no herd."""
-    cluster = start_cluster(names=("node-a",), with_haproxy=False,
-                            env={**FAST, **data_dir_env(tmp_path)})
+    cluster = start_cluster(
+        names=("node-a",), with_haproxy=False, env={**FAST, **data_dir_env(tmp_path)}
+    )
     a = cluster.nodes[0]
     b_port, b_agent = free_port(), free_port()
     stop = asyncio.Event()
     runs: list[asyncio.Task] = []
     try:
-        cluster.haproxy = start_haproxy([a.port, b_port], agent_ports=[a.extra["agent_port"],
-                                                                       b_agent])
+        cluster.haproxy = start_haproxy(
+            [a.port, b_port], agent_ports=[a.extra["agent_port"], b_agent]
+        )
         clients, runs = await open_clients(cluster.haproxy.extra["ws_url"], "six", 600, stop)
         assert {c.node for c in clients} == {"node-a"}
-        b = start_node(name="node-b", port=b_port,
-                       env={**cluster.env, "WSTIME_AGENT_PORT": str(b_agent)})
+        b = start_node(
+            name="node-b", port=b_port, env={**cluster.env, "WSTIME_AGENT_PORT": str(b_agent)}
+        )
         b.extra["name"] = "node-b"
         cluster.nodes.append(b)
-        await until(lambda: abs(connections(a) - 300) <= 30 and connections(b) >= 270,
-                    timeout=BALANCE_WITHIN, what="an even split")
-        await until(lambda: health_json(a)["rebalance"]["state"] == "balanced", timeout=10,
-                    what="node A to stop moving")
+        await until(
+            lambda: abs(connections(a) - 300) <= 30 and connections(b) >= 270,
+            timeout=BALANCE_WITHIN,
+            what="an even split",
+        )
+        await until(
+            lambda: health_json(a)["rebalance"]["state"] == "balanced",
+            timeout=10,
+            what="node A to stop moving",
+        )
         moved_when_balanced = health_json(a)["rebalance"]["moved"]
         await asyncio.sleep(3)  # settled: stays within the tolerance, moves nothing more
         a_json, b_json = health_json(a), health_json(b)
@@ -151,8 +173,9 @@ async def test_rebalance__a_new_node_takes_half_of_600_clients(tmp_path):
     moved = assert_moved_cleanly(clients)
     assert moved == a_json["rebalance"]["moved"] >= 270
     # Each moved client that had a frame again before the end had it from node B.
-    assert all(c.node == "node-b" for c in clients
-               if c.moves() and len([s for s in c.segments if s]) > 1)
+    assert all(
+        c.node == "node-b" for c in clients if c.moves() and len([s for s in c.segments if s]) > 1
+    )
     assert b_json["rebalance"]["moved"] == 0
     assert f'wstime_rebalance_moved_total{{node="node-a"}} {float(moved)}' in metrics
     # At most 5 % of 600 = 30 closes per second (45 in the worst second: a full bucket plus a
@@ -164,24 +187,41 @@ async def test_rebalance__a_new_node_takes_half_of_600_clients(tmp_path):
 
 async def test_rebalance__unequal_capacities_end_proportional(tmp_path):
     """A of capacity 600 and B of 200: 240 clients end about 180 / 60."""
-    cluster = start_cluster(names=("node-big",), with_haproxy=False,
-                            env={**FAST, **data_dir_env(tmp_path)},
-                            per_node_env=[{"WSTIME_MAX_CONNECTIONS": "600"}])
+    cluster = start_cluster(
+        names=("node-big",),
+        with_haproxy=False,
+        env={**FAST, **data_dir_env(tmp_path)},
+        per_node_env=[{"WSTIME_MAX_CONNECTIONS": "600"}],
+    )
     big = cluster.nodes[0]
     small_port, small_agent = free_port(), free_port()
     stop = asyncio.Event()
     runs: list[asyncio.Task] = []
     try:
-        cluster.haproxy = start_haproxy([big.port, small_port],
-                                        agent_ports=[big.extra["agent_port"], small_agent])
+        cluster.haproxy = start_haproxy(
+            [big.port, small_port], agent_ports=[big.extra["agent_port"], small_agent]
+        )
         clients, runs = await open_clients(cluster.haproxy.extra["ws_url"], "cap", 240, stop)
-        small = start_node(name="node-small", port=small_port, env={
-            **cluster.env, "WSTIME_AGENT_PORT": str(small_agent), "WSTIME_MAX_CONNECTIONS": "200"})
+        small = start_node(
+            name="node-small",
+            port=small_port,
+            env={
+                **cluster.env,
+                "WSTIME_AGENT_PORT": str(small_agent),
+                "WSTIME_MAX_CONNECTIONS": "200",
+            },
+        )
         cluster.nodes.append(small)
         # Proportional within the tolerance: the big node stops at its share + 5 % (189).
-        await until(lambda: connections(big) <= 189 and connections(small) >= 51
-                    and health_json(big)["rebalance"]["state"] == "balanced",
-                    timeout=BALANCE_WITHIN, what="a 3:1 split")
+        await until(
+            lambda: (
+                connections(big) <= 189
+                and connections(small) >= 51
+                and health_json(big)["rebalance"]["state"] == "balanced"
+            ),
+            timeout=BALANCE_WITHIN,
+            what="a 3:1 split",
+        )
         await asyncio.sleep(3)
         big_json, small_json = health_json(big), health_json(small)
         await stop_all(stop, runs)
@@ -196,8 +236,9 @@ async def test_rebalance__unequal_capacities_end_proportional(tmp_path):
 
 async def test_rebalance__a_node_back_from_drain_is_refilled(tmp_path):
     """B drained: its clients go to A; drain undone: A moves half back, each once and exactly."""
-    cluster = start_cluster(names=("node-stays", "node-returns"),
-                            env={**FAST, **data_dir_env(tmp_path)})
+    cluster = start_cluster(
+        names=("node-stays", "node-returns"), env={**FAST, **data_dir_env(tmp_path)}
+    )
     stays, returns = cluster.nodes
     stop = asyncio.Event()
     runs: list[asyncio.Task] = []
@@ -207,8 +248,11 @@ async def test_rebalance__a_node_back_from_drain_is_refilled(tmp_path):
         await until(lambda: connections(stays) == 200, timeout=20, what="the drain")
         assert health_json(stays)["rebalance"]["moved"] == 0  # no room while B drains
         await asyncio.to_thread(manage, cluster.env, "drain", "--node", "node-returns", "--undo")
-        await until(lambda: abs(connections(stays) - 100) <= 10 and connections(returns) >= 90,
-                    timeout=BALANCE_WITHIN, what="the refill")
+        await until(
+            lambda: abs(connections(stays) - 100) <= 10 and connections(returns) >= 90,
+            timeout=BALANCE_WITHIN,
+            what="the refill",
+        )
         stays_json = health_json(stays)
         await stop_all(stop, runs)
     finally:
@@ -220,9 +264,11 @@ async def test_rebalance__a_node_back_from_drain_is_refilled(tmp_path):
 
 async def test_rebalance__no_room_elsewhere_moves_nothing(tmp_path):
     """B is full (its WSTIME_MAX_CONNECTIONS reached): A keeps all of its clients."""
-    cluster = start_cluster(names=("node-crowded", "node-full"),
-                            env={**FAST, **data_dir_env(tmp_path)},
-                            per_node_env=[{}, {"WSTIME_MAX_CONNECTIONS": "1"}])
+    cluster = start_cluster(
+        names=("node-crowded", "node-full"),
+        env={**FAST, **data_dir_env(tmp_path)},
+        per_node_env=[{}, {"WSTIME_MAX_CONNECTIONS": "1"}],
+    )
     crowded, full = cluster.nodes
     stop = asyncio.Event()
     runs: list[asyncio.Task] = []
@@ -232,8 +278,11 @@ async def test_rebalance__no_room_elsewhere_moves_nothing(tmp_path):
         await occupant.wait_frames(1)
         clients, more = await open_clients(crowded.extra["ws_url"], "crowd", 60, stop)
         runs += more
-        await until(lambda: health_json(full).get("status") == "overloaded", timeout=10,
-                    what="node-full to report full")
+        await until(
+            lambda: health_json(full).get("status") == "overloaded",
+            timeout=10,
+            what="node-full to report full",
+        )
         await asyncio.sleep(6)  # settle (3 s) and several rounds
         crowded_json = health_json(crowded)
         await stop_all(stop, runs)

@@ -21,8 +21,7 @@ from .ticks import TickClient, frames_from
 pytestmark = pytest.mark.integration
 
 
-def make_store(redis_server, *, ttl: float = 60, skew: float = 0.0,
-               **kwargs) -> RedisSessionStore:
+def make_store(redis_server, *, ttl: float = 60, skew: float = 0.0, **kwargs) -> RedisSessionStore:
     """A store on ``redis_server`` whose wall clock is off by ``skew`` seconds.
 
     Its recovery grace is zero unless given: only the test of that grace waits it out.
@@ -51,8 +50,9 @@ async def short_store(redis_server):
 def newest(store, client_id) -> SessionRecord | None:
     """The newest claim record of ``client_id``, read with a plain client."""
     client = redis.Redis(port=store._redis.connection_pool.connection_kwargs["port"])
-    keys = sorted(client.keys(KEY_PREFIX + "*"), key=lambda key: int(key.rsplit(b":", 1)[1]),
-                  reverse=True)
+    keys = sorted(
+        client.keys(KEY_PREFIX + "*"), key=lambda key: int(key.rsplit(b":", 1)[1]), reverse=True
+    )
     for key in keys:
         value = client.hget(key, client_id)
         if value is not None:
@@ -170,8 +170,9 @@ async def test_redis_store__stale_writer_cannot_overwrite_a_takeover(store):
     assert (await store.open("dave", "nodeC#1")).last_n == 10
 
 
-async def test_redis_store__checkpoint_is_one_command_whatever_the_connection_count(store,
-                                                                                 redis_server):
+async def test_redis_store__checkpoint_is_one_command_whatever_the_connection_count(
+    store, redis_server
+):
     """The per-interval write costs Redis the same commands for 10 or 2,000 connections."""
     client = redis.Redis(port=redis_server.port)
 
@@ -331,8 +332,9 @@ async def test_redis_store__restart_empty_replays_recent_closes(store, redis_ser
 
 async def test_redis_store__slow_redis_refuses_rather_than_guessing(redis_server):
     """A Redis that answers too late raises SessionStoreBusy: no count is made up from memory."""
-    slow = RedisSessionStore.from_url(redis_server.extra["url"], ttl=60, pool_size=2,
-                                      socket_timeout=0.3)
+    slow = RedisSessionStore.from_url(
+        redis_server.extra["url"], ttl=60, pool_size=2, socket_timeout=0.3
+    )
     blocker = redis.Redis(port=redis_server.port)
     busy_for_a_second = """
         local start = redis.call('TIME')
@@ -343,8 +345,9 @@ async def test_redis_store__slow_redis_refuses_rather_than_guessing(redis_server
         return 1"""
     try:
         await slow.open("warm-up", "nodeA#0")
-        blocking = asyncio.get_running_loop().run_in_executor(None, blocker.eval,
-                                                              busy_for_a_second, 0)
+        blocking = asyncio.get_running_loop().run_in_executor(
+            None, blocker.eval, busy_for_a_second, 0
+        )
         await asyncio.sleep(0.1)
         with pytest.raises(SessionStoreBusy):
             await slow.open("henry", "nodeA#1")
@@ -361,9 +364,13 @@ INTERVAL = 0.25
 
 
 def node_pair(tmp_path, **kwargs):
-    return start_cluster(names=("sess-a", "sess-b"), with_haproxy=False, with_agents=False,
-                         env={"WSTIME_TICK_INTERVAL": str(INTERVAL),
-                              **data_dir_env(tmp_path)}, **kwargs)
+    return start_cluster(
+        names=("sess-a", "sess-b"),
+        with_haproxy=False,
+        with_agents=False,
+        env={"WSTIME_TICK_INTERVAL": str(INTERVAL), **data_dir_env(tmp_path)},
+        **kwargs,
+    )
 
 
 async def first_frame(url: str, client_id: str, timeout: float = 20.0) -> int:
@@ -396,12 +403,15 @@ async def test_sessions__redis_stall_then_crash_repeats_no_count(tmp_path):
         finally:
             cluster.redis.kill(signal.SIGCONT)
         await asyncio.gather(*runs, return_exceptions=True)
-        firsts = await asyncio.gather(*(first_frame(b.extra["ws_url"], client.client_id)
-                                        for client in clients))
+        firsts = await asyncio.gather(
+            *(first_frame(b.extra["ws_url"], client.client_id) for client in clients)
+        )
     finally:
         cluster.stop()
-    steps = {client.client_id: first - client.frames[-1].n
-             for client, first in zip(clients, firsts, strict=False)}
+    steps = {
+        client.client_id: first - client.frames[-1].n
+        for client, first in zip(clients, firsts, strict=False)
+    }
     bad = {client_id: step for client_id, step in steps.items() if step not in (1, 2)}
     assert not bad, f"{len(bad)} of {len(clients)} resumed outside +1..+2: {bad}"
 
@@ -448,8 +458,12 @@ async def test_sessions__session_closed_before_redis_restarts_empty_is_not_reset
     try:
         a, b = cluster.nodes
         before = await frames_from(a.extra["ws_url"], "amnesia", 4)
-        await asyncio.to_thread(wait_for, lambda: "client=amnesia event=disconnect" in a.log(),
-                                timeout=5, what="the close to be recorded")
+        await asyncio.to_thread(
+            wait_for,
+            lambda: "client=amnesia event=disconnect" in a.log(),
+            timeout=5,
+            what="the close to be recorded",
+        )
         await asyncio.sleep(2 * INTERVAL)  # both nodes have checkpointed since
         cluster.redis.stop()
         cluster.redis = restart_redis(cluster.redis)
@@ -465,8 +479,9 @@ async def test_redis_store__a_burst_of_claims_shares_round_trips_and_resumes_exa
 
     ids = [f"burst-{i}" for i in range(300)]
     await asyncio.gather(*(store.open(client_id, f"old#{i}") for i, client_id in enumerate(ids)))
-    await asyncio.gather(*(store.close(client_id, f"old#{i}", 40 + i)
-                           for i, client_id in enumerate(ids)))
+    await asyncio.gather(
+        *(store.close(client_id, f"old#{i}", 40 + i) for i, client_id in enumerate(ids))
+    )
     batches: list[int] = []
 
     async def counted(claims):
@@ -475,7 +490,8 @@ async def test_redis_store__a_burst_of_claims_shares_round_trips_and_resumes_exa
 
     await store._claims.aclose()
     store._claims = ClaimBatcher(counted)
-    openings = await asyncio.gather(*(store.open(client_id, f"new#{i}")
-                                      for i, client_id in enumerate(ids)))
+    openings = await asyncio.gather(
+        *(store.open(client_id, f"new#{i}") for i, client_id in enumerate(ids))
+    )
     assert [opening.last_n for opening in openings] == [40 + i for i in range(300)]
     assert sum(batches) == 300 and len(batches) < 30, batches

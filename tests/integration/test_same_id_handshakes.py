@@ -59,20 +59,22 @@ async def hold(url: str, outcome: Outcome, settle: asyncio.Event, done: asyncio.
 
 async def frames_then_close(url: str, count: int) -> list[int]:
     async with websockets.connect(url, open_timeout=10) as ws:
-        seen = [int(FRAME.match(await asyncio.wait_for(ws.recv(), 10))["n"])
-                for _ in range(count)]
+        seen = [int(FRAME.match(await asyncio.wait_for(ws.recv(), 10))["n"]) for _ in range(count)]
         await ws.close()
         return seen + [int(FRAME.match(text)["n"]) async for text in ws]
 
 
-async def trial(first_url: str, second_url: str, client_id: str) -> tuple[int, Outcome, Outcome,
-                                                                          int]:
+async def trial(
+    first_url: str, second_url: str, client_id: str
+) -> tuple[int, Outcome, Outcome, int]:
     """Run one trial; return (last count before, the two outcomes, first count after)."""
     before = await frames_then_close(f"{first_url}?id={client_id}", 2)
     outcomes = Outcome(), Outcome()
     settle, done = asyncio.Event(), asyncio.Event()
-    tasks = [asyncio.create_task(hold(f"{url}?id={client_id}", outcome, settle, done))
-             for url, outcome in zip((first_url, second_url), outcomes, strict=False)]
+    tasks = [
+        asyncio.create_task(hold(f"{url}?id={client_id}", outcome, settle, done))
+        for url, outcome in zip((first_url, second_url), outcomes, strict=False)
+    ]
     await asyncio.wait_for(asyncio.gather(*(o.ready.wait() for o in outcomes)), 20)
     await asyncio.sleep(10 * INTERVAL)  # takeovers delivered
     settle.set()
@@ -100,17 +102,23 @@ def check(results, log: str, *, exact: bool) -> None:
         if not shown < resumed <= shown + 2 or (exact and resumed != shown + 1):
             problems.append(f"{client_id}: survivor resumed at {resumed} after {shown}")
         if first_after != max(survivor.counts) + 1:
-            problems.append(f"{client_id}: reconnect resumed at {first_after} after "
-                            f"{max(survivor.counts)}")
+            problems.append(
+                f"{client_id}: reconnect resumed at {first_after} after {max(survivor.counts)}"
+            )
     assert not problems, "\n".join(problems)
     assert "Traceback" not in log and "already attached" not in log
 
 
 @pytest.fixture
 def redis_node(redis_server, tmp_path):
-    running = start_node(name="race-node", env={
-        "WSTIME_REDIS_URL": redis_server.extra["url"], "WSTIME_TICK_INTERVAL": str(INTERVAL),
-        **data_dir_env(tmp_path)})
+    running = start_node(
+        name="race-node",
+        env={
+            "WSTIME_REDIS_URL": redis_server.extra["url"],
+            "WSTIME_TICK_INTERVAL": str(INTERVAL),
+            **data_dir_env(tmp_path),
+        },
+    )
     yield running
     running.stop()
 
@@ -123,23 +131,28 @@ async def test_same_id__two_handshakes_on_one_node__one_survivor_no_repeat(redis
     check(dict(zip(ids, outcomes, strict=False)), redis_node.log(), exact=True)
 
 
-async def test_same_id__two_handshakes_on_two_nodes__one_survivor_no_repeat(redis_server,
-                                                                            tmp_path):
+async def test_same_id__two_handshakes_on_two_nodes__one_survivor_no_repeat(redis_server, tmp_path):
     """24 trials, one handshake to each of two nodes sharing Redis: one survivor, no repeat.
 
     A takeover message from the newer connection's node may reach the older one's node while
     that connection is still in its handshake; it must still end with 4001.
     """
-    env = {"WSTIME_REDIS_URL": redis_server.extra["url"], "WSTIME_TICK_INTERVAL": str(INTERVAL),
-           **data_dir_env(tmp_path)}
+    env = {
+        "WSTIME_REDIS_URL": redis_server.extra["url"],
+        "WSTIME_TICK_INTERVAL": str(INTERVAL),
+        **data_dir_env(tmp_path),
+    }
     first = start_node(name="race-one", env=env)
     try:
         second = start_node(name="race-two", env=env)
         try:
             ids = [f"cross-{i}" for i in range(TRIALS)]
-            outcomes = await asyncio.gather(*(
-                trial(first.extra["ws_url"], second.extra["ws_url"], client_id)
-                for client_id in ids))
+            outcomes = await asyncio.gather(
+                *(
+                    trial(first.extra["ws_url"], second.extra["ws_url"], client_id)
+                    for client_id in ids
+                )
+            )
             # Across nodes the older claim may be read before its connection is closed: the
             # newer one then resumes one further, within the documented + 2.
             check(dict(zip(ids, outcomes, strict=False)), first.log() + second.log(), exact=False)
@@ -155,15 +168,25 @@ async def test_same_id__handshakes_whose_client_vanishes_cost_no_count(redis_nod
     seen = await frames_then_close(url, 2)
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", redis_node.port), timeout=5) as sock:
-            sock.sendall(b"GET /?id=vanishing HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                         b"Sec-WebSocket-Version: 13\r\n\r\n")
+            sock.sendall(
+                b"GET /?id=vanishing HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n"
+            )
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     # Each ends in one line: attached then released (disconnect), or superseded (takeover).
-    await asyncio.to_thread(wait_for, lambda: sum(
-        redis_node.log().count(f"client=vanishing event={event}")
-        for event in ("disconnect", "takeover")) >= 1 + 5, timeout=15,
-        what="the vanished handshakes to end")
+    await asyncio.to_thread(
+        wait_for,
+        lambda: (
+            sum(
+                redis_node.log().count(f"client=vanishing event={event}")
+                for event in ("disconnect", "takeover")
+            )
+            >= 1 + 5
+        ),
+        timeout=15,
+        what="the vanished handshakes to end",
+    )
     again = await frames_then_close(url, 1)
     assert again[0] == seen[-1] + 1
     assert "Traceback" not in redis_node.log()

@@ -48,8 +48,10 @@ def test_node__serves_hashed_static_files_for_a_year(fresh_node, tmp_path):
     status, headers, plain = get(fresh_node.extra["url"] + "/static/timer/app.js")
     assert status == 200 and headers["Cache-Control"] == "public, max-age=3600"
     assert plain == body
-    status, headers, _ = get(fresh_node.extra["url"] + "/static/timer/app.js",
-                             **{"If-Modified-Since": headers["Last-Modified"]})
+    status, headers, _ = get(
+        fresh_node.extra["url"] + "/static/timer/app.js",
+        **{"If-Modified-Since": headers["Last-Modified"]},
+    )
     assert status == 304
     assert get(fresh_node.extra["url"] + "/static/timer/missing.js")[0] == 404
     assert (tmp_path / "var" / "static" / "staticfiles.json").exists()

@@ -71,13 +71,18 @@ class TickClient:
             before = len(self.frames)
             try:
                 await self.run_once(stop)
-            except (OSError, websockets.InvalidHandshake, TimeoutError, websockets.ConnectionClosed):
+            except (
+                OSError,
+                websockets.InvalidHandshake,
+                TimeoutError,
+                websockets.ConnectionClosed,
+            ):
                 pass
             if len(self.frames) > before:
                 attempt = 0
             if stop.is_set():
                 return
-            await asyncio.sleep(random.uniform(0, min(max_delay, 0.05 * 2 ** attempt)))
+            await asyncio.sleep(random.uniform(0, min(max_delay, 0.05 * 2**attempt)))
             attempt += 1
 
     async def wait_frames(self, count: int, timeout: float = 10.0) -> None:

@@ -13,20 +13,38 @@ from timer.node.supervise import stop, supervise
 from timer.web import metrics_collector as metrics
 from timer.web.metrics_collector import NodeCollector, scrape_allowed
 
-REPORT = Report(status="ok", reason="ok", usage=0.3, threshold=0.6, recovery_level=0.55,
-                window=10, capacity_bits_per_second=10**9, capacity_source="link speed",
-                interfaces=("eth0",), connections=0, max_connections=None, full_by=(),
-                sampler_age=0.5, policy_source="settings")
+REPORT = Report(
+    status="ok",
+    reason="ok",
+    usage=0.3,
+    threshold=0.6,
+    recovery_level=0.55,
+    window=10,
+    capacity_bits_per_second=10**9,
+    capacity_source="link speed",
+    interfaces=("eth0",),
+    connections=0,
+    max_connections=None,
+    full_by=(),
+    sampler_age=0.5,
+    policy_source="settings",
+)
 
 
-@pytest.mark.parametrize("changes, expected", [
-    ({}, "ready up 50%"),                                             # half the threshold used
-    ({"usage": None}, "ready up 100%"),                               # nothing known: full weight
-    ({"usage": 0.0}, "ready up 100%"),
-    ({"usage": 0.59}, "ready up 2%"),
-    ({"usage": 0.1, "connections": 75, "max_connections": 100}, "ready up 25%"),  # tightest signal
-    ({"status": "overloaded", "reason": "server is overloaded", "usage": 0.7}, "ready up 1%"),
-])
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({}, "ready up 50%"),  # half the threshold used
+        ({"usage": None}, "ready up 100%"),  # nothing known: full weight
+        ({"usage": 0.0}, "ready up 100%"),
+        ({"usage": 0.59}, "ready up 2%"),
+        (
+            {"usage": 0.1, "connections": 75, "max_connections": 100},
+            "ready up 25%",
+        ),  # tightest signal
+        ({"status": "overloaded", "reason": "server is overloaded", "usage": 0.7}, "ready up 1%"),
+    ],
+)
 def test_agent_reply__weight_follows_spare_capacity(changes, expected):
     """The weight is the room left before the node reports itself full."""
     assert agent_reply(replace(REPORT, **changes), draining=False, stale=False) == expected
@@ -51,19 +69,23 @@ def test_spare_capacity__never_negative():
     assert spare_capacity(replace(REPORT, usage=0.9)) == 0.0
 
 
-CFG = SimpleNamespace(metrics_token="s3cret", metrics_allow=(ip_network("127.0.0.0/8"),
-                                                             ip_network("::1/128")))
+CFG = SimpleNamespace(
+    metrics_token="s3cret", metrics_allow=(ip_network("127.0.0.0/8"), ip_network("::1/128"))
+)
 
 
-@pytest.mark.parametrize("remote, authorization, allowed", [
-    ("127.0.0.1", "", True),
-    ("::1", "", True),
-    ("10.1.2.3", "", False),
-    ("10.1.2.3", "Bearer s3cret", True),
-    ("10.1.2.3", "Bearer wrong", False),
-    ("10.1.2.3", "s3cret", False),
-    ("not-an-ip", "", False),
-])
+@pytest.mark.parametrize(
+    "remote, authorization, allowed",
+    [
+        ("127.0.0.1", "", True),
+        ("::1", "", True),
+        ("10.1.2.3", "", False),
+        ("10.1.2.3", "Bearer s3cret", True),
+        ("10.1.2.3", "Bearer wrong", False),
+        ("10.1.2.3", "s3cret", False),
+        ("not-an-ip", "", False),
+    ],
+)
 def test_scrape_allowed__allowlist_or_token(remote, authorization, allowed):
     """/metrics opens to the allowlist, or to anyone with the bearer token."""
     assert scrape_allowed(CFG, remote, authorization) is allowed
@@ -91,6 +113,7 @@ def test_scrape_allowed__token_compared_in_constant_time(monkeypatch):
 
 async def test_metrics__background_task_state(node):
     """Each supervised task's running, restarts and crash-looping state is a metric."""
+
     async def crash() -> None:
         raise RuntimeError("boom")
 

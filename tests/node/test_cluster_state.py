@@ -40,11 +40,27 @@ async def cluster(redis_url):
 
 
 def a_node(name: str, **changes) -> NodeState:
-    values = dict(name=name, version="1.2.3", status="ok", reason="ok", connections=42,
-                  max_connections=None, usage=0.125, threshold=0.6, recovery_level=0.55,
-                  capacity_bits_per_second=None, sampler_age=0.4, draining=False,
-                  accepting=True, spare_percent=79, redis="up", started_at=1700000000.5,
-                  rebalance_state="balanced", rebalance_share=40.5, rebalance_moved=3)
+    values = dict(
+        name=name,
+        version="1.2.3",
+        status="ok",
+        reason="ok",
+        connections=42,
+        max_connections=None,
+        usage=0.125,
+        threshold=0.6,
+        recovery_level=0.55,
+        capacity_bits_per_second=None,
+        sampler_age=0.4,
+        draining=False,
+        accepting=True,
+        spare_percent=79,
+        redis="up",
+        started_at=1700000000.5,
+        rebalance_state="balanced",
+        rebalance_share=40.5,
+        rebalance_moved=3,
+    )
     return NodeState(**{**values, **changes})
 
 
@@ -53,15 +69,22 @@ async def test_publish_and_read__round_trip_with_age_from_redis_time(cluster):
     """Every field comes back as published; the age and time are Redis's, not the node's."""
     published = a_node("node-one")
     at = await cluster.publish(published)
-    await cluster.publish(a_node("node-two", usage=None, draining=True, accepting=False,
-                                 status="draining", max_connections=500))
+    await cluster.publish(
+        a_node(
+            "node-two",
+            usage=None,
+            draining=True,
+            accepting=False,
+            status="draining",
+            max_connections=500,
+        )
+    )
     states = await cluster.read()
     assert [s.name for s in states] == ["node-one", "node-two"]
     one, two = states
     assert one.reported_at_ms == at and 0 <= one.age < 1
     assert one == NodeState(**{**published.__dict__, "reported_at_ms": at, "age": one.age})
-    assert (two.usage, two.draining, two.accepting, two.max_connections) == (None, True, False,
-                                                                              500)
+    assert (two.usage, two.draining, two.accepting, two.max_connections) == (None, True, False, 500)
 
 
 @pytest.mark.integration
@@ -69,7 +92,7 @@ async def test_publish__constant_cost_and_bounded_history(cluster):
     """One script call per publish; the history keeps the newest ``history`` entries."""
     for connections in range(5):
         await cluster.publish(a_node("node-one", connections=connections))
-    history = (await cluster.read_history(["node-one", "gone"]))
+    history = await cluster.read_history(["node-one", "gone"])
     assert [e.connections for e in history["node-one"]] == [2, 3, 4]  # oldest first
     assert history["node-one"][-1].usage == 0.125 and history["gone"] == []
     raw = cluster._redis
@@ -90,8 +113,7 @@ async def test_read__a_node_that_stopped_publishing_vanishes(redis_url):
         assert [s.name for s in await short.read()] == ["short-lived"]
         await asyncio.sleep(0.5)
         assert await short.read() == []
-        assert await client.exists(NODE_PREFIX + "short-lived",
-                                   HISTORY_PREFIX + "short-lived") == 0
+        assert await client.exists(NODE_PREFIX + "short-lived", HISTORY_PREFIX + "short-lived") == 0
     finally:
         await short.aclose()
 
@@ -110,7 +132,11 @@ async def test_node_state__from_the_health_report(node):
     """A node's published state is its health report's, with the agent's weight."""
     state = node_state(node)
     assert (state.name, state.connections, state.status, state.accepting) == (
-        node.name, 0, "ok", True)
+        node.name,
+        0,
+        "ok",
+        True,
+    )
     assert state.spare_percent == 100 and state.redis == "not configured"
     assert state.threshold == 0.6 and not state.draining
 
@@ -121,10 +147,18 @@ async def test_health_json_and_metrics__rebalancing_off_without_redis(node):
     monitor = get_monitor()
     report = monitor.report(monitor.clock(), 0)
     assert health_json(node, report, stale_after=2.0)["rebalance"] == {
-        "enabled": False, "state": "off", "share": None, "cluster_connections": 0, "nodes": 0,
-        "moved": 0}
-    samples = {(s.name, s.labels.get("state")): s.value
-               for family in NodeCollector(lambda: node).collect() for s in family.samples}
+        "enabled": False,
+        "state": "off",
+        "share": None,
+        "cluster_connections": 0,
+        "nodes": 0,
+        "moved": 0,
+    }
+    samples = {
+        (s.name, s.labels.get("state")): s.value
+        for family in NodeCollector(lambda: node).collect()
+        for s in family.samples
+    }
     assert samples[("wstime_rebalance_moved_total", None)] == 0
     assert samples[("wstime_rebalance_state", "off")] == 1
     assert samples[("wstime_rebalance_state", "moving")] == 0

@@ -82,14 +82,26 @@ async def test_drainer__cancel_undoes_a_policy_drain_before_its_notice_ends():
     assert state.task is not None and state.task.done() and node.closes == []
 
 
-def governor_for(node: FakeNode, monitor: FakeMonitor, *, shedding: bool = True,
-                 counters: NodeCounters | None = None) -> Governor[str]:
+def governor_for(
+    node: FakeNode,
+    monitor: FakeMonitor,
+    *,
+    shedding: bool = True,
+    counters: NodeCounters | None = None,
+) -> Governor[str]:
     drainer = drainer_for(node, notice=10.0)
     shedder = Shedder(shed_level=0.85, fraction_per_round=0.5, window=10) if shedding else None
-    return Governor(node_name="test-node", monitor=lambda: monitor, drainer=drainer,
-                    shedder=shedder, every=MS, counters=counters or NodeCounters(),
-                    connections=node.attached, close=node.close,
-                    choose=lambda connections, count: list(connections)[:count])
+    return Governor(
+        node_name="test-node",
+        monitor=lambda: monitor,
+        drainer=drainer,
+        shedder=shedder,
+        every=MS,
+        counters=counters or NodeCounters(),
+        connections=node.attached,
+        close=node.close,
+        choose=lambda connections, count: list(connections)[:count],
+    )
 
 
 POLICY_OK = Policy(threshold=0.6, recovery_margin=0.1, window=10, max_connections=None)

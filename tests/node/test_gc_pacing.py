@@ -24,18 +24,22 @@ def pacer_after_one_collection() -> FullCollectionPacer:
     return pacer
 
 
-@pytest.mark.parametrize("now, connections, closes, expected", [
-    (105.0, 1_000, 50, NOTHING),       # too soon after the last one, however many arrived
-    (105.0, 100, 500, NOTHING),        # too soon, however many closed
-    (111.0, 125, 50, NOTHING),         # late enough, grew by a quarter only, nobody left
-    (111.0, 126, 50, NEW_OBJECTS),     # grew by more than a quarter: the new objects
-    (111.0, 100, 75, NOTHING),         # a quarter of the frozen connections closed, not more
-    (111.0, 100, 76, EVERYTHING),      # more than a quarter closed: their garbage is frozen
-    (111.0, 500, 76, EVERYTHING),      # churn wins over growth: one pass covers both
-    (160.0, 100, 50, NEW_OBJECTS),     # a minute without either: the routine pass
-])
-def test_full_collection_pacer__due_by_interval_growth_and_churn(now, connections, closes,
-                                                                 expected):
+@pytest.mark.parametrize(
+    "now, connections, closes, expected",
+    [
+        (105.0, 1_000, 50, NOTHING),  # too soon after the last one, however many arrived
+        (105.0, 100, 500, NOTHING),  # too soon, however many closed
+        (111.0, 125, 50, NOTHING),  # late enough, grew by a quarter only, nobody left
+        (111.0, 126, 50, NEW_OBJECTS),  # grew by more than a quarter: the new objects
+        (111.0, 100, 75, NOTHING),  # a quarter of the frozen connections closed, not more
+        (111.0, 100, 76, EVERYTHING),  # more than a quarter closed: their garbage is frozen
+        (111.0, 500, 76, EVERYTHING),  # churn wins over growth: one pass covers both
+        (160.0, 100, 50, NEW_OBJECTS),  # a minute without either: the routine pass
+    ],
+)
+def test_full_collection_pacer__due_by_interval_growth_and_churn(
+    now, connections, closes, expected
+):
     """Nothing before the interval; then everything after churn, new objects after growth."""
     pacer = pacer_after_one_collection()
     assert pacer.due(now, connections=connections, closes=closes) == expected
@@ -53,9 +57,11 @@ async def test_pace_full_collections__switches_cpython_off_collects_and_restores
     """While the task runs CPython starts no full collection; the task runs and freezes them."""
     before = gc.get_threshold()
     pacer = FullCollectionPacer(min_interval=0.0, routine_every=0.0)  # due at every look
-    task = asyncio.ensure_future(pace_full_collections(
-        pacer, node_name="test-node", connections=lambda: 0, closes=lambda: 0,
-        check_every=0.01))
+    task = asyncio.ensure_future(
+        pace_full_collections(
+            pacer, node_name="test-node", connections=lambda: 0, closes=lambda: 0, check_every=0.01
+        )
+    )
     try:
         await asyncio.sleep(0.005)
         assert gc.get_threshold()[2] == NEVER

@@ -31,8 +31,9 @@ class Socket:
 
 async def tick_until_failure(socket: Socket) -> tuple[Hub, Connection]:
     hub = Hub(node_name="unit", interval=INTERVAL, clock=time.monotonic)
-    connection = Connection(client_id="c", token="t", last_n=-1, send_text=socket.send_text,
-                            close=socket.close)
+    connection = Connection(
+        client_id="c", token="t", last_n=-1, send_text=socket.send_text, close=socket.close
+    )
     hub.attach(connection)
     ticker = asyncio.create_task(hub.run_ticker())
     try:
@@ -50,8 +51,10 @@ async def test_hub__client_gone_mid_send__frame_uncounted_connection_left_to_dis
     """A send the server refuses (the client closed) is not counted and not retried."""
     socket = Socket(fail_at=3, fail_with=ClientDisconnected("gone"))
     hub, connection = await tick_until_failure(socket)
-    assert socket.frames == ["unit: you have been connected for 0 seconds",
-                             "unit: you have been connected for 1 seconds"]
+    assert socket.frames == [
+        "unit: you have been connected for 0 seconds",
+        "unit: you have been connected for 1 seconds",
+    ]
     assert connection.last_n == 1 and connection.closing
     assert hub.get("c") is connection, "its disconnect detaches it and persists the session"
     assert socket.attempts == 3 and socket.closes == []
@@ -75,8 +78,9 @@ async def test_hub__lease__one_frame_past_the_stored_count_until_confirmed():
     hub = Hub(node_name="unit", interval=interval, clock=time.monotonic)
     hub.lease = True
     socket = Socket(fail_at=0, fail_with=RuntimeError("never raised"))
-    connection = Connection(client_id="c", token="t", last_n=4, send_text=socket.send_text,
-                            close=socket.close)
+    connection = Connection(
+        client_id="c", token="t", last_n=4, send_text=socket.send_text, close=socket.close
+    )
     hub.attach(connection)
     ticker = asyncio.create_task(hub.run_ticker())
 
@@ -108,8 +112,11 @@ async def test_hub__no_lease__ticks_freely():
     """Without a shared store (one node in memory) nothing holds frames back."""
     hub = Hub(node_name="unit", interval=INTERVAL, clock=time.monotonic)
     socket = Socket(fail_at=0, fail_with=RuntimeError("never raised"))
-    hub.attach(Connection(client_id="c", token="t", last_n=-1, send_text=socket.send_text,
-                          close=socket.close))
+    hub.attach(
+        Connection(
+            client_id="c", token="t", last_n=-1, send_text=socket.send_text, close=socket.close
+        )
+    )
     ticker = asyncio.create_task(hub.run_ticker())
     try:
         async with asyncio.timeout(5):

@@ -13,24 +13,30 @@ from timer.node.loop_lag import LagRecord, bucket_percentile, late_by, watch
 MS = 1e-3
 
 
-@pytest.mark.parametrize("asked_at, period, woke_at, expected", [
-    (10.0, 50 * MS, 10.0 + 50 * MS, 0.0),          # on time
-    (10.0, 50 * MS, 10.0 + 350 * MS, 300 * MS),    # 300 ms late
-    (10.0, 50 * MS, 10.0 + 49 * MS, 0.0),          # a clock that woke early is not negative lag
-])
+@pytest.mark.parametrize(
+    "asked_at, period, woke_at, expected",
+    [
+        (10.0, 50 * MS, 10.0 + 50 * MS, 0.0),  # on time
+        (10.0, 50 * MS, 10.0 + 350 * MS, 300 * MS),  # 300 ms late
+        (10.0, 50 * MS, 10.0 + 49 * MS, 0.0),  # a clock that woke early is not negative lag
+    ],
+)
 def test_late_by__lag_past_the_deadline(asked_at, period, woke_at, expected):
     """The lag is the wake-up time past asked_at + period, never below zero."""
     assert late_by(asked_at, period, woke_at) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("lags, p, expected", [
-    ([], 99, None),                                        # nothing recorded
-    ([0.4 * MS] * 100, 50, 1 * MS),                        # the bucket's upper bound
-    ([0.4 * MS] * 99 + [300 * MS], 99, 1 * MS),            # one stall in 100 stays above p99
-    ([0.4 * MS] * 98 + [300 * MS] * 2, 99, 0.5),           # two do not
-    ([0.4 * MS] * 98 + [300 * MS] * 2, 50, 1 * MS),
-    ([20.0], 50, 20.0),                                    # past the last bound: the exact max
-])
+@pytest.mark.parametrize(
+    "lags, p, expected",
+    [
+        ([], 99, None),  # nothing recorded
+        ([0.4 * MS] * 100, 50, 1 * MS),  # the bucket's upper bound
+        ([0.4 * MS] * 99 + [300 * MS], 99, 1 * MS),  # one stall in 100 stays above p99
+        ([0.4 * MS] * 98 + [300 * MS] * 2, 99, 0.5),  # two do not
+        ([0.4 * MS] * 98 + [300 * MS] * 2, 50, 1 * MS),
+        ([20.0], 50, 20.0),  # past the last bound: the exact max
+    ],
+)
 def test_lag_record__percentiles_are_bucket_bounds(lags, p, expected):
     """A percentile is the upper bound of the bucket holding its rank; past the last, the max."""
     record = LagRecord()
@@ -57,16 +63,31 @@ def test_lag_record__refuses_bounds_out_of_order(bounds):
         LagRecord(bounds=bounds)
 
 
-@pytest.mark.parametrize("before, after, p, expected", [
-    # Two scrapes of the histogram; the difference is what happened between them.
-    ([(0.01, 100), (0.25, 100), (math.inf, 100)], [(0.01, 200), (0.25, 200), (math.inf, 200)],
-     99, 0.01),
-    ([(0.01, 100), (0.25, 100), (math.inf, 100)], [(0.01, 190), (0.25, 200), (math.inf, 200)],
-     99, 0.25),
-    ([(0.01, 100), (0.25, 100), (math.inf, 100)], [(0.01, 190), (0.25, 190), (math.inf, 200)],
-     99, math.inf),
-    ([(0.01, 100), (math.inf, 100)], [(0.01, 100), (math.inf, 100)], 99, None),  # no samples
-])
+@pytest.mark.parametrize(
+    "before, after, p, expected",
+    [
+        # Two scrapes of the histogram; the difference is what happened between them.
+        (
+            [(0.01, 100), (0.25, 100), (math.inf, 100)],
+            [(0.01, 200), (0.25, 200), (math.inf, 200)],
+            99,
+            0.01,
+        ),
+        (
+            [(0.01, 100), (0.25, 100), (math.inf, 100)],
+            [(0.01, 190), (0.25, 200), (math.inf, 200)],
+            99,
+            0.25,
+        ),
+        (
+            [(0.01, 100), (0.25, 100), (math.inf, 100)],
+            [(0.01, 190), (0.25, 190), (math.inf, 200)],
+            99,
+            math.inf,
+        ),
+        ([(0.01, 100), (math.inf, 100)], [(0.01, 100), (math.inf, 100)], 99, None),  # no samples
+    ],
+)
 def test_bucket_percentile__of_the_difference_of_two_scrapes(before, after, p, expected):
     """A scraper reads the percentile of the time between two scrapes from their difference."""
     delta = [(bound, a - b) for (bound, b), (_, a) in zip(before, after, strict=True)]

@@ -38,8 +38,11 @@ def rule_expressions() -> list[str]:
 def dashboard_expressions() -> list[str]:
     dashboard = json.loads(DASHBOARD.read_text())
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
-    exprs += [variable["definition"] for variable in dashboard["templating"]["list"]
-              if variable["type"] == "query"]
+    exprs += [
+        variable["definition"]
+        for variable in dashboard["templating"]["list"]
+        if variable["type"] == "query"
+    ]
     return exprs
 
 
@@ -63,10 +66,16 @@ def test_rules__promtool_unit_tests():
 
 def test_rules__every_alert_has_a_unit_test():
     """No alert goes untested: each one is named in the rule tests."""
-    alerts = {rule["alert"] for group in yaml.safe_load(RULES.read_text())["groups"]
-              for rule in group["rules"]}
-    tested = {case["alertname"] for test in yaml.safe_load(RULE_TESTS.read_text())["tests"]
-              for case in test["alert_rule_test"]}
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load(RULES.read_text())["groups"]
+        for rule in group["rules"]
+    }
+    tested = {
+        case["alertname"]
+        for test in yaml.safe_load(RULE_TESTS.read_text())["tests"]
+        for case in test["alert_rule_test"]
+    }
     assert alerts == tested
 
 
@@ -81,8 +90,17 @@ def test_dashboard__queries_are_valid_promql(tmp_path):
     exprs = [e for e in dashboard_expressions() if not e.startswith("label_values(")]
     for variable, value in _GRAFANA_VARIABLES.items():
         exprs = [e.replace(variable, value) for e in exprs]
-    rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"wstime:dashboard_query_{i}", "expr": e} for i, e in enumerate(exprs)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [
+                    {"record": f"wstime:dashboard_query_{i}", "expr": e}
+                    for i, e in enumerate(exprs)
+                ],
+            }
+        ]
+    }
     path = tmp_path / "dashboard.rules.yml"
     path.write_text(yaml.safe_dump(rules))
     result = promtool("check", "rules", str(path))
@@ -92,10 +110,17 @@ def test_dashboard__queries_are_valid_promql(tmp_path):
 def test_dashboard__covers_what_operators_watch():
     """Connections, usage vs threshold, health, closes, sessions, refusals and drain are there."""
     used = set().union(*map(metric_names, dashboard_expressions()))
-    assert {"wstime_open_connections", "wstime_network_usage", "wstime_health_threshold",
-            "wstime_health_ok", "wstime_connections_closed_total", "wstime_sessions_opened_total",
-            "wstime_handshakes_refused_total", "wstime_drain_closed",
-            "wstime_drain_total"} <= used
+    assert {
+        "wstime_open_connections",
+        "wstime_network_usage",
+        "wstime_health_threshold",
+        "wstime_health_ok",
+        "wstime_connections_closed_total",
+        "wstime_sessions_opened_total",
+        "wstime_handshakes_refused_total",
+        "wstime_drain_closed",
+        "wstime_drain_total",
+    } <= used
 
 
 def test_metric_names__every_query_names_a_metric():

@@ -56,7 +56,11 @@ async def test_supervise__healthy_task_is_running_and_not_crash_looping():
     try:
         await asyncio.wait_for(started.wait(), timeout=5)
         assert (state.running, state.restarts, state.last_error, state.crash_looping) == (
-            True, 0, "", False)
+            True,
+            0,
+            "",
+            False,
+        )
     finally:
         await stop([state])
     assert state.running is False

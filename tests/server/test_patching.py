@@ -22,29 +22,32 @@ def test_patch__installed_releases_and_every_private_name_check_out(patch):
     assert all(need.present for need in patch.needs())
 
 
-@pytest.mark.parametrize("name, touched", [
-    ("close codes", "WebSocketProtocol.sendCloseFrame"),
-    ("close codes", "STATE_CLOSING"),
-    ("denial response", "self.handshake_deferred"),
-    ("denial response", "self.server"),
-    ("denial response", "failHandshake"),
-    ("denial response", "Server.protocol_disconnected"),
-    ("send errors", "self.connections"),
-    ("send errors", "'disconnected'"),
-    ("send errors", "Server.handle_reply"),
-    ("message size limit", "failByDrop="),
-    ("message size limit", "maxFramePayloadSize="),
-    ("header deadline", "_channel"),
-    ("header deadline", "self.reactor"),
-    ("header deadline", "HTTPChannel.allHeadersReceived"),
-    ("lazy pformat", "protocol.pformat"),
-    ("lazy pformat", "Timings"),
-    ("lazy pformat", "self._timings"),
-    ("eager writes", "self._tempDataBuffer"),
-    ("eager writes", "FileDescriptor.dataBuffer"),
-    ("eager writes", "FileDescriptor.offset"),
-    ("eager writes", "self.socket"),
-])
+@pytest.mark.parametrize(
+    "name, touched",
+    [
+        ("close codes", "WebSocketProtocol.sendCloseFrame"),
+        ("close codes", "STATE_CLOSING"),
+        ("denial response", "self.handshake_deferred"),
+        ("denial response", "self.server"),
+        ("denial response", "failHandshake"),
+        ("denial response", "Server.protocol_disconnected"),
+        ("send errors", "self.connections"),
+        ("send errors", "'disconnected'"),
+        ("send errors", "Server.handle_reply"),
+        ("message size limit", "failByDrop="),
+        ("message size limit", "maxFramePayloadSize="),
+        ("header deadline", "_channel"),
+        ("header deadline", "self.reactor"),
+        ("header deadline", "HTTPChannel.allHeadersReceived"),
+        ("lazy pformat", "protocol.pformat"),
+        ("lazy pformat", "Timings"),
+        ("lazy pformat", "self._timings"),
+        ("eager writes", "self._tempDataBuffer"),
+        ("eager writes", "FileDescriptor.dataBuffer"),
+        ("eager writes", "FileDescriptor.offset"),
+        ("eager writes", "self.socket"),
+    ],
+)
 def test_patch__declares_the_private_names_it_touches(name, touched):
     """The canary covers the names each patch's code relies on, not only some of them."""
     assert any(touched in need.where for need in BY_NAME[name].needs())
@@ -69,11 +72,13 @@ class Target:
 def fake_patch(*, required: bool, needs=None, installs=None) -> Patch:
     return Patch(
         name=f"fake {'required' if required else 'optional'} {id(installs)}",
-        check_id="timer.E099" if required else "timer.W099", required=required,
+        check_id="timer.E099" if required else "timer.W099",
+        required=required,
         versions={"somelib": ">=1.2,<1.3"},
         needs=needs or (lambda: [attribute(Target, "present"), attribute(Target, "absent")]),
         install=lambda: installs.append(1) if installs is not None else None,
-        module="tests.fake_module")
+        module="tests.fake_module",
+    )
 
 
 def version_12(distribution: str) -> str:
@@ -95,24 +100,29 @@ def test_problems__name_the_release_outside_the_range_and_a_missing_library():
     patch = fake_patch(required=True, needs=list)
     assert problems(patch, version_of=version_12) == []
     assert problems(patch, version_of=lambda d: "1.3.0") == [
-        "somelib 1.3.0 is outside the tested range >=1.2,<1.3"]
+        "somelib 1.3.0 is outside the tested range >=1.2,<1.3"
+    ]
     assert problems(patch, version_of=lambda d: None) == ["somelib is not installed"]
 
 
 def test_problems__a_real_patch_against_an_untested_release():
     """The close-code patch refuses a daphne it was not written for."""
-    found = problems(close_frames.PATCH,
-                     version_of=lambda d: "4.3.0" if d == "daphne" else "26.10.2")
+    found = problems(
+        close_frames.PATCH, version_of=lambda d: "4.3.0" if d == "daphne" else "26.10.2"
+    )
     assert found == ["daphne 4.3.0 is outside the tested range >=4.2.2,<4.3"]
 
 
 def test_problems__a_target_that_cannot_be_imported():
     """A module gone from the library is reported, not raised."""
+
     def needs():
         import daphne.no_such_module  # noqa: F401
 
-    assert "cannot look up" in problems(fake_patch(required=True, needs=needs),
-                                        version_of=version_12)[0]
+    assert (
+        "cannot look up"
+        in problems(fake_patch(required=True, needs=needs), version_of=version_12)[0]
+    )
 
 
 def test_apply__required_patch_with_a_missing_name_is_not_installed_and_logged(caplog):
@@ -154,8 +164,12 @@ def test_check_server_patches__error_for_required_warning_for_optional():
     assert type(warning) is Warning and warning.id == "timer.W099"
     assert "Target.absent is missing" in error.msg and "tests.fake_module" in error.msg
     assert "somelib>=1.2,<1.3" in error.hint
-    assert server_patch_messages([required], version_of=lambda d: "2.0")[0].msg.count(
-        "somelib 2.0 is outside") == 1
+    assert (
+        server_patch_messages([required], version_of=lambda d: "2.0")[0].msg.count(
+            "somelib 2.0 is outside"
+        )
+        == 1
+    )
 
 
 def test_check_server_patches__silent_on_the_installed_releases():

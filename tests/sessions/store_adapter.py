@@ -39,8 +39,7 @@ class StoreAdapter:
 
     @classmethod
     def redis(cls, url: str, wall_clock: Callable[[], float]) -> StoreAdapter:
-        store = RedisSessionStore.from_url(url, ttl=TTL, pool_size=4,
-                                           socket_timeout=SOCKET_TIMEOUT)
+        store = RedisSessionStore.from_url(url, ttl=TTL, pool_size=4, socket_timeout=SOCKET_TIMEOUT)
         store._wall_clock = wall_clock  # from_url takes no clock
         return cls(store)
 
@@ -116,8 +115,9 @@ class RedisControl:
         assert self.server is not None and not self.paused
         client = self._client()
         try:
-            self._saved = [(key, max(0, client.pttl(key)), client.dump(key))
-                           for key in client.scan_iter()]
+            self._saved = [
+                (key, max(0, client.pttl(key)), client.dump(key)) for key in client.scan_iter()
+            ]
         finally:
             client.close()
         self.server.stop()

@@ -70,8 +70,10 @@ async def test_claim_batcher__an_error_reply_fails_that_claim_only():
     batcher = ClaimBatcher(redis.send)
     head = asyncio.ensure_future(batcher.claim(["head"]))
     await asyncio.sleep(0.01)
-    good, bad = (asyncio.ensure_future(batcher.claim(["good"])),
-                 asyncio.ensure_future(batcher.claim(["bad"])))
+    good, bad = (
+        asyncio.ensure_future(batcher.claim(["good"])),
+        asyncio.ensure_future(batcher.claim(["bad"])),
+    )
     await asyncio.sleep(0.01)
     redis.gate.set()
     assert await asyncio.wait_for(head, 1) == "ok:head"

@@ -5,13 +5,16 @@ import pytest
 from timer.sessions.records import CLOSED, LIVE, SessionRecord, resume_last
 
 
-@pytest.mark.parametrize("record, expected", [
-    (None, -1),
-    (SessionRecord(-1, CLOSED, "n#1"), -1),
-    (SessionRecord(7, CLOSED, "n#1"), 7),
-    (SessionRecord(7, LIVE, "n#1"), 8),
-    (SessionRecord(-1, LIVE, "n#1"), 0),
-])
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        (None, -1),
+        (SessionRecord(-1, CLOSED, "n#1"), -1),
+        (SessionRecord(7, CLOSED, "n#1"), 7),
+        (SessionRecord(7, LIVE, "n#1"), 8),
+        (SessionRecord(-1, LIVE, "n#1"), 0),
+    ],
+)
 def test_resume_last__closed_exact_live_counts_one_more(record, expected):
     """A closed record resumes exactly; a live checkpoint counts the frame it may have missed."""
     assert resume_last(record) == expected

@@ -142,8 +142,11 @@ class ContinuityModel:
         return self.loop.run_until_complete(asyncio.wait_for(coroutine, CALL_TIMEOUT))
 
     def node_of(self, connection: Connection) -> Node:
-        return next(node for node in self.nodes.values()
-                    if node.connections.get(connection.client_id) is connection)
+        return next(
+            node
+            for node in self.nodes.values()
+            if node.connections.get(connection.client_id) is connection
+        )
 
     # --- client and node actions
 
@@ -164,9 +167,15 @@ class ContinuityModel:
         exposed = client.exposed or client.awaiting is not None
         # A claim alone allows no frame: the connection waits for a checkpoint that lists it
         # (hub.Connection), so a claim whose connection ends before one costs no count.
-        connection = Connection(client_id, token, shown=last_n, persisted=last_n - 1,
-                                exposed=exposed, exact=client.exact_next,
-                                reach_before=client.reach)
+        connection = Connection(
+            client_id,
+            token,
+            shown=last_n,
+            persisted=last_n - 1,
+            exposed=exposed,
+            exact=client.exact_next,
+            reach_before=client.reach,
+        )
         client.reach = max(client.reach, last_n)
         if client.awaiting is not None:
             client.exposed, client.awaiting = True, None
@@ -212,8 +221,9 @@ class ContinuityModel:
     def drain(self, node: Node) -> None:
         """The node closes all its connections, recording their exact counts in one batch."""
         leaving, node.connections = node.connections, {}
-        recorded = self.run(node.adapter.close_many(
-            [(c.client_id, c.token, c.shown) for c in leaving.values()]))
+        recorded = self.run(
+            node.adapter.close_many([(c.client_id, c.token, c.shown) for c in leaving.values()])
+        )
         for client_id, connection in leaving.items():
             client = self.clients[client_id]
             if client.attached is connection:
@@ -254,8 +264,7 @@ class ContinuityModel:
             if any(client.attached is c for c in node.connections.values()):
                 client.attached = None
                 client.exact_next = False
-            if client.awaiting == node.process or (lost_everything
-                                                   and client.holder is not None):
+            if client.awaiting == node.process or (lost_everything and client.holder is not None):
                 client.awaiting, client.exposed, client.exact_next = None, True, False
         node.adapter = adapter
         node.generation += 1
@@ -275,14 +284,17 @@ class ContinuityModel:
 
     # --- the rules
 
-    def check_first_frame(self, client_id: str, client: Client, connection: Connection,
-                          first: int) -> None:
+    def check_first_frame(
+        self, client_id: str, client: Client, connection: Connection, first: int
+    ) -> None:
         seen = client.seen
         if connection.exposed:
             client.exposed, client.restarted = False, True
             return
-        where = (f"client {client_id}: last frame shown {seen}, first frame now {first} "
-                 f"(reach when this connection opened: {connection.reach_before})")
+        where = (
+            f"client {client_id}: last frame shown {seen}, first frame now {first} "
+            f"(reach when this connection opened: {connection.reach_before})"
+        )
         assert not (first == 0 and seen >= 0), f"reset: {where}"
         assert first > seen, f"repeat: {where}"
         if client.restarted:
@@ -364,8 +376,9 @@ class RedisStoreMachine(EventLoopMachine):
         # Held still within an example, on a multiple of WALL_GRAIN near real time.
         now = time.time() // WALL_GRAIN * WALL_GRAIN
         self.clocks = {name: WallClock(now) for name in NODES}
-        self.model = ContinuityModel(self.loop, {
-            name: Node(name, self._adapter(name)) for name in NODES})
+        self.model = ContinuityModel(
+            self.loop, {name: Node(name, self._adapter(name)) for name in NODES}
+        )
         for node in self.model.nodes.values():
             self.model.housekeeping(node)  # each node has been up for an interval
 

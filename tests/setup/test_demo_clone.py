@@ -49,19 +49,38 @@ class Output:
 
 def clean_environment(port: int) -> dict[str, str]:
     """A shell's environment: none of this test run's Python, Django or make settings."""
-    dropped = {"PYTHONPATH", "VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE", "MAKEFLAGS", "MAKELEVEL",
-               "MFLAGS", "PIP_NO_CACHE_DIR"}
-    env = {key: value for key, value in os.environ.items()
-           if key not in dropped and not key.startswith("WSTIME_")}
+    dropped = {
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+        "DJANGO_SETTINGS_MODULE",
+        "MAKEFLAGS",
+        "MAKELEVEL",
+        "MFLAGS",
+        "PIP_NO_CACHE_DIR",
+    }
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in dropped and not key.startswith("WSTIME_")
+    }
     env["WSTIME_DEMO_PORT"] = str(port)
     return env
 
 
 def clone_head(destination: Path) -> Path:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                          check=True, timeout=30).stdout.strip()
-    subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(REPO), str(destination)],
-                   check=True, timeout=120)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-checkout", str(REPO), str(destination)],
+        check=True,
+        timeout=120,
+    )
     subprocess.run(["git", "checkout", "--quiet", head], cwd=destination, check=True, timeout=60)
     return destination
 
@@ -123,18 +142,35 @@ def test_make_demo__from_a_fresh_clone_fails_over_and_stops_on_ctrl_c(tmp_path):
     """
     clone = clone_head(tmp_path / "wstime")
     port = free_port()
-    make = subprocess.Popen(["make", "demo"], cwd=clone, env=clean_environment(port),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    make = subprocess.Popen(
+        ["make", "demo"],
+        cwd=clone,
+        env=clean_environment(port),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     output = Output(make.stdout)
     started: list[int] = []
     try:
-        wait_for(lambda: "wstime demo is running" in output.text() and "haproxy" in output.text()
-                 or make.poll() is not None, timeout=START_TIMEOUT, interval=0.5,
-                 what="make demo to start")
+        wait_for(
+            lambda: (
+                "wstime demo is running" in output.text()
+                and "haproxy" in output.text()
+                or make.poll() is not None
+            ),
+            timeout=START_TIMEOUT,
+            interval=0.5,
+            what="make demo to start",
+        )
         assert make.poll() is None, f"make demo exited {make.returncode}:\n{output.text()[-4000:]}"
-        wait_for(lambda: re.search(r"^\s*haproxy .*pid \d+", output.text(), re.M), timeout=10,
-                 what="the demo's process list")
+        wait_for(
+            lambda: re.search(r"^\s*haproxy .*pid \d+", output.text(), re.M),
+            timeout=10,
+            what="the demo's process list",
+        )
         started = [int(pid) for pid in PID.findall(output.text())]
         nodes = {m["name"]: int(m["pid"]) for m in map(NODE_LINE.match, output.lines) if m}
         assert len(nodes) == 2, output.text()
@@ -159,6 +195,15 @@ def test_make_demo__from_a_fresh_clone_fails_over_and_stops_on_ctrl_c(tmp_path):
                 os.killpg(make.pid, signal.SIGKILL)
                 make.wait(timeout=10)
     assert "stopping ..." in output.text(), f"make exited {code}:\n{output.text()[-3000:]}"
-    wait_for(lambda: not [pid for pid in started if psutil.pid_exists(pid)
-                          and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-             and not processes_of(clone), timeout=30, what="every demo process to end")
+    wait_for(
+        lambda: (
+            not [
+                pid
+                for pid in started
+                if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+            ]
+            and not processes_of(clone)
+        ),
+        timeout=30,
+        what="every demo process to end",
+    )

@@ -18,15 +18,22 @@ CODE_PACKAGES = ("core", "config", "node", "health", "sessions", "web", "server"
 def checkout(tmp_path: Path) -> Path:
     """A copy of the code and of its import rules, to break on purpose."""
     for folder in ("timer", "wstime"):
-        shutil.copytree(REPO / folder, tmp_path / folder,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__")
+        )
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     return tmp_path
 
 
 def lint_imports(where: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=where, capture_output=True,
-                          text=True, timeout=120, env={"PYTHONPATH": str(where), "PATH": ""})
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(where), "PATH": ""},
+    )
 
 
 def append(path: Path, line: str) -> None:
@@ -68,15 +75,19 @@ def test_layout__tests_mirror_the_code_packages(package: str):
 def code_map() -> str:
     readme = (REPO / "README.md").read_text()
     start = readme.index("### Code map")
-    return readme[start:readme.index("\n## ", start)]
+    return readme[start : readme.index("\n## ", start)]
 
 
 def test_layout__the_readme_code_map_names_every_module():
     """Each module of timer/ (migrations and __init__ aside) is named in the code map."""
     text = code_map()
-    modules = [path for path in (REPO / "timer").rglob("*.py")
-               if path.name != "__init__.py" and "migrations" not in path.parts
-               and "management" not in path.parts]
+    modules = [
+        path
+        for path in (REPO / "timer").rglob("*.py")
+        if path.name != "__init__.py"
+        and "migrations" not in path.parts
+        and "management" not in path.parts
+    ]
     missing = [str(path.relative_to(REPO)) for path in modules if path.name not in text]
     assert not missing, f"not in the README's code map: {missing}"
 

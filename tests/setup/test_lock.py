@@ -12,8 +12,11 @@ from packaging.utils import canonicalize_name
 from localcluster.processes import REPO
 
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\\n((?:    --hash=sha256:[0-9a-f]{64}"
-                 r"(?: \\)?\n)+)", re.M)
+PIN = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\\n((?:    --hash=sha256:[0-9a-f]{64}"
+    r"(?: \\)?\n)+)",
+    re.M,
+)
 LOCKS = {
     "requirements/node.txt": [],
     "requirements/dev.txt": ["test", "bench"],
@@ -24,8 +27,13 @@ def pins(path: str) -> dict[str, str]:
     """Every ``name==version`` of a lock file, each with at least one hash."""
     text = (REPO / path).read_text()
     found = {canonicalize_name(name): version for name, version, _ in PIN.findall(text)}
-    unhashed = [line for line in text.splitlines() if "==" in line and not line.startswith("#")
-                and canonicalize_name(line.split("==")[0]) not in found]
+    unhashed = [
+        line
+        for line in text.splitlines()
+        if "==" in line
+        and not line.startswith("#")
+        and canonicalize_name(line.split("==")[0]) not in found
+    ]
     assert unhashed == [], f"{path}: pins without hashes"
     return found
 
@@ -50,5 +58,6 @@ def test_lock__pins_every_dependency_within_its_bounds(path, extras):
 def test_lock__node_pins_are_the_tested_ones():
     """The production lock pins each package to the release the tests run on."""
     node, dev = pins("requirements/node.txt"), pins("requirements/dev.txt")
-    assert {name: (version, dev.get(name)) for name, version in node.items()
-            if dev.get(name) != version} == {}
+    assert {
+        name: (version, dev.get(name)) for name, version in node.items() if dev.get(name) != version
+    } == {}

@@ -14,12 +14,15 @@ from localcluster.processes import REPO, start_node
 from wstime.serve import APPLICATION, LISTEN_BACKLOG, daphne_argv, endpoint, main, parse_args
 
 
-@pytest.mark.parametrize("bind, port, backlog, expected", [
-    ("0.0.0.0", 8001, 4096, "tcp:port=8001:interface=0.0.0.0:backlog=4096"),
-    ("127.0.0.1", 9, 64, "tcp:port=9:interface=127.0.0.1:backlog=64"),
-    ("::", 8000, 4096, r"tcp:port=8000:interface=\:\::backlog=4096"),
-    ("[::1]", 8000, 4096, r"tcp:port=8000:interface=\:\:1:backlog=4096"),
-])
+@pytest.mark.parametrize(
+    "bind, port, backlog, expected",
+    [
+        ("0.0.0.0", 8001, 4096, "tcp:port=8001:interface=0.0.0.0:backlog=4096"),
+        ("127.0.0.1", 9, 64, "tcp:port=9:interface=127.0.0.1:backlog=64"),
+        ("::", 8000, 4096, r"tcp:port=8000:interface=\:\::backlog=4096"),
+        ("[::1]", 8000, 4096, r"tcp:port=8000:interface=\:\:1:backlog=4096"),
+    ],
+)
 def test_endpoint__tcp_description_with_backlog(bind, port, backlog, expected):
     """The endpoint names port, interface (IPv6 colons escaped) and backlog."""
     assert endpoint(bind=bind, port=port, backlog=backlog) == expected
@@ -35,8 +38,13 @@ def test_daphne_argv__extra_arguments_before_the_application():
     """Arguments after ``--`` reach daphne unchanged, before the application path."""
     args, extra = parse_args(["--port", "8001", "--", "-v", "2", "-e", "tcp:9000"])
     assert (args.port, extra) == (8001, ["-v", "2", "-e", "tcp:9000"])
-    assert daphne_argv(port=args.port, extra=extra)[-5:] == ["-v", "2", "-e", "tcp:9000",
-                                                             APPLICATION]
+    assert daphne_argv(port=args.port, extra=extra)[-5:] == [
+        "-v",
+        "2",
+        "-e",
+        "tcp:9000",
+        APPLICATION,
+    ]
 
 
 def test_daphne_argv__adds_no_proxy_or_size_flags():
@@ -58,14 +66,18 @@ def test_main__dry_run_prints_the_command_line(capsys):
     """``--dry-run`` prints the daphne command line it would run, as a shell would quote it."""
     assert main(["--bind", "127.0.0.1", "--port", "8123", "--dry-run"]) == 0
     assert capsys.readouterr().out.strip() == (
-        "daphne -e tcp:port=8123:interface=127.0.0.1:backlog=4096 wstime.asgi:application")
+        "daphne -e tcp:port=8123:interface=127.0.0.1:backlog=4096 wstime.asgi:application"
+    )
 
 
-@pytest.mark.parametrize("path", [
-    "deploy/systemd/wstime@.service",
-    "deploy/kubernetes/wstime.yaml",
-    "README.md",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "deploy/systemd/wstime@.service",
+        "deploy/kubernetes/wstime.yaml",
+        "README.md",
+    ],
+)
 def test_launchers__deploy_files_and_readme_start_nodes_through_wstime_node(path):
     """Every documented node command goes through wstime-node, none spells out daphne's flags."""
     text = (REPO / path).read_text()
@@ -75,8 +87,9 @@ def test_launchers__deploy_files_and_readme_start_nodes_through_wstime_node(path
 
 def listen_backlog(port: int) -> int:
     """The backlog of the socket listening on 127.0.0.1:``port``, as ss reports it (Send-Q)."""
-    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True,
-                         check=True, timeout=10).stdout
+    out = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True, timeout=10
+    ).stdout
     return int(out.split()[2])
 
 

@@ -8,23 +8,25 @@ from timer.node.cluster_state import HistoryEntry, NodeState
 from timer.web.cluster_page import chart_limit, node_row, page_data, row_state, totals
 
 
-@pytest.mark.parametrize(("status", "reason", "age", "expected"), [
-    ("ok", "ok", 0.5, ("ok", "ok")),
-    ("overloaded", "server is overloaded", 2.9, ("overloaded", "server is overloaded")),
-    ("draining", "draining", 1.0, ("draining", "draining")),
-    ("stale", "sampler is stale", 0.2, ("stale", "sampler is stale")),  # its own sampler
-    ("ok", "ok", 3.4, ("stale", "no report for 3 s")),  # stopped publishing
-    ("draining", "draining", 12.0, ("stale", "no report for 12 s")),
-    ("", "", 0.0, ("unknown", "")),
-])
+@pytest.mark.parametrize(
+    ("status", "reason", "age", "expected"),
+    [
+        ("ok", "ok", 0.5, ("ok", "ok")),
+        ("overloaded", "server is overloaded", 2.9, ("overloaded", "server is overloaded")),
+        ("draining", "draining", 1.0, ("draining", "draining")),
+        ("stale", "sampler is stale", 0.2, ("stale", "sampler is stale")),  # its own sampler
+        ("ok", "ok", 3.4, ("stale", "no report for 3 s")),  # stopped publishing
+        ("draining", "draining", 12.0, ("stale", "no report for 12 s")),
+        ("", "", 0.0, ("unknown", "")),
+    ],
+)
 def test_row_state__own_status_unless_the_report_is_old(status, reason, age, expected):
     """A report older than ``stale_after`` is stale whatever it said."""
     state = NodeState(name="n", status=status, reason=reason, age=age)
     assert row_state(state, stale_after=3.0) == expected
 
 
-@pytest.mark.parametrize(("interval", "limit"), [(1.0, 120), (0.5, 240), (0.1, 1200),
-                                                 (100.0, 2)])
+@pytest.mark.parametrize(("interval", "limit"), [(1.0, 120), (0.5, 240), (0.1, 1200), (100.0, 2)])
 def test_chart_limit__two_minutes_of_entries(interval, limit):
     assert chart_limit(interval) == limit
 
@@ -40,11 +42,17 @@ def test_node_row__history_as_triples_and_none_without_redis():
 
 def test_totals__connections_limits_and_states():
     """The limit is summed only when every node has one."""
-    rows = [node_row(NodeState(name=n, status=s, connections=c, max_connections=m), [],
-                     stale_after=3) for n, s, c, m in [("a", "ok", 5, 10), ("b", "ok", 7, 20),
-                                                       ("c", "draining", 1, 30)]]
-    assert totals(rows) == {"nodes": 3, "connections": 13, "max_connections": 60,
-                            "accepting": 2, "by_state": {"ok": 2, "draining": 1}}
+    rows = [
+        node_row(NodeState(name=n, status=s, connections=c, max_connections=m), [], stale_after=3)
+        for n, s, c, m in [("a", "ok", 5, 10), ("b", "ok", 7, 20), ("c", "draining", 1, 30)]
+    ]
+    assert totals(rows) == {
+        "nodes": 3,
+        "connections": 13,
+        "max_connections": 60,
+        "accepting": 2,
+        "by_state": {"ok": 2, "draining": 1},
+    }
     rows.append(node_row(NodeState(name="d", status="overloaded"), [], stale_after=3))
     assert totals(rows)["max_connections"] is None
     assert totals([])["max_connections"] is None

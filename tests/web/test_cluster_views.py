@@ -60,9 +60,20 @@ def redis_url(settings):
 
 
 def published(name: str, **changes) -> NodeState:
-    values = dict(name=name, version="9.9", status="ok", reason="ok", connections=10,
-                  max_connections=100, usage=0.2, threshold=0.6, recovery_level=0.55,
-                  sampler_age=0.3, accepting=True, redis="up")
+    values = dict(
+        name=name,
+        version="9.9",
+        status="ok",
+        reason="ok",
+        connections=10,
+        max_connections=100,
+        usage=0.2,
+        threshold=0.6,
+        recovery_level=0.55,
+        sampler_age=0.3,
+        accepting=True,
+        redis="up",
+    )
     return NodeState(**{**values, **changes})
 
 
@@ -121,11 +132,26 @@ async def test_cluster_state__rows_and_states_from_redis(staff_client, redis_url
         await asyncio.sleep(4 * INTERVAL)  # node-d stops publishing: stale after 3 intervals
         for _ in range(2):
             await cluster.publish(published("node-a"))
-            await cluster.publish(published("node-b", status="overloaded",
-                                            reason="server is overloaded", usage=0.7,
-                                            connections=90, accepting=False))
-            await cluster.publish(published("node-c", status="draining", reason="draining",
-                                            draining=True, accepting=False, connections=0))
+            await cluster.publish(
+                published(
+                    "node-b",
+                    status="overloaded",
+                    reason="server is overloaded",
+                    usage=0.7,
+                    connections=90,
+                    accepting=False,
+                )
+            )
+            await cluster.publish(
+                published(
+                    "node-c",
+                    status="draining",
+                    reason="draining",
+                    draining=True,
+                    accepting=False,
+                    connections=0,
+                )
+            )
         response = await staff_client.get(STATE)
     finally:
         await cluster.aclose()
@@ -135,7 +161,11 @@ async def test_cluster_state__rows_and_states_from_redis(staff_client, redis_url
     rows = {row["name"]: row for row in data["nodes"]}
     assert [row["name"] for row in data["nodes"]] == ["node-a", "node-b", "node-c", "node-d"]
     assert {name: row["state"] for name, row in rows.items()} == {
-        "node-a": "ok", "node-b": "overloaded", "node-c": "draining", "node-d": "stale"}
+        "node-a": "ok",
+        "node-b": "overloaded",
+        "node-c": "draining",
+        "node-d": "stale",
+    }
     assert rows["node-b"]["reason"] == "server is overloaded"
     assert rows["node-d"]["reason"].startswith("no report for ")
     assert rows["node-c"]["draining"] is True
@@ -186,16 +216,16 @@ async def test_cluster_drain__confirm_then_post_drains_and_undoes(staff_client):
     assert (await HealthPolicy.objects.aget(node="")).draining is True
 
 
-async def test_cluster_drain__new_row_keeps_the_nodes_own_limits(staff_client, redis_url,
-                                                                  settings):
+async def test_cluster_drain__new_row_keeps_the_nodes_own_limits(staff_client, redis_url, settings):
     """Draining another node from this one's admin copies that node's published policy into
     its new row, not this process's settings (which would give it this node's limits)."""
     settings.WSTIME_MAX_CONNECTIONS = 1  # the serving node's own limit
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     cluster = ClusterState(client, ttl=ttl_for(INTERVAL))
     try:
-        await cluster.publish(published("other-node", max_connections=None, threshold=0.7,
-                                        recovery_level=0.6))
+        await cluster.publish(
+            published("other-node", max_connections=None, threshold=0.7, recovery_level=0.6)
+        )
         response = await staff_client.post(DRAIN, {"node": "other-node", "action": "drain"})
     finally:
         await cluster.aclose()
@@ -214,8 +244,9 @@ def test_cluster_drain__post_needs_the_csrf_token(staff):
     assert not HealthPolicy.objects.exists()
     confirm = client.get(DRAIN, {"node": "node-a"})
     token = confirm.context["csrf_token"]
-    response = client.post(DRAIN, {"node": "node-a", "action": "drain",
-                                   "csrfmiddlewaretoken": str(token)})
+    response = client.post(
+        DRAIN, {"node": "node-a", "action": "drain", "csrfmiddlewaretoken": str(token)}
+    )
     assert response.status_code == 302
     assert HealthPolicy.objects.get(node="node-a").draining is True
 

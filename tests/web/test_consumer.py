@@ -92,8 +92,17 @@ async def test_consumer__a_stored_count_beyond_the_clients_wins(node):
     await again.disconnect()
 
 
-@pytest.mark.parametrize("path", ["/?id=" + "x" * 65, "/?id=a%20b", "/?id=a&id=b", "/?id=%00",
-                                  "/?id=abc&last=-3", "/?id=abc&last=x"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/?id=" + "x" * 65,
+        "/?id=a%20b",
+        "/?id=a&id=b",
+        "/?id=%00",
+        "/?id=abc&last=-3",
+        "/?id=abc&last=x",
+    ],
+)
 async def test_consumer__malformed_id_refused_at_handshake(node, path, caplog):
     """A malformed or over-long id is refused before accept (HTTP 403) and says why in the log."""
     comm = communicator(path)
@@ -110,16 +119,19 @@ async def test_consumer__other_paths_refused(node):
     assert not connected
 
 
-@pytest.mark.parametrize("origin, accepted", [
-    (b"http://localhost", True),
-    (b"http://127.0.0.1:8000", True),
-    (b"https://localhost:8443", True),
-    (None, True),  # command-line clients send no Origin
-    (b"http://evil.example", False),
-    (b"http://localhost.evil.example", False),
-    (b"http://evil.example/localhost", False),
-    (b"null", False),
-])
+@pytest.mark.parametrize(
+    "origin, accepted",
+    [
+        (b"http://localhost", True),
+        (b"http://127.0.0.1:8000", True),
+        (b"https://localhost:8443", True),
+        (None, True),  # command-line clients send no Origin
+        (b"http://evil.example", False),
+        (b"http://localhost.evil.example", False),
+        (b"http://evil.example/localhost", False),
+        (b"null", False),
+    ],
+)
 async def test_consumer__origin_checked_against_allowed_hosts(node, origin, accepted):
     """A browser's foreign or look-alike Origin is refused; a missing one is accepted."""
     comm = communicator(origin=origin)
@@ -228,8 +240,9 @@ async def test_consumer__no_leaks_after_many_connect_disconnect_cycles(node, cap
     assert growth < 256 * 1024, f"memory grew by {growth} bytes over 2000 cycles"
 
 
-async def outputs_until_quiet(comm: WebsocketCommunicator, quiet: float = 0.3,
-                              limit: int = 100) -> list[dict]:
+async def outputs_until_quiet(
+    comm: WebsocketCommunicator, quiet: float = 0.3, limit: int = 100
+) -> list[dict]:
     """The outputs the application sends until it is silent for ``quiet`` s (at most ``limit``)."""
     result = []
     while len(result) < limit and not await comm.receive_nothing(timeout=quiet):
@@ -316,9 +329,11 @@ async def test_consumer__two_handshakes_with_one_id_at_once__one_survives(node):
     last = ([last] + await sent_before_disconnect(first))[-1]
     slow_opens(node)
     (older, older_out), (newer, newer_out) = await asyncio.gather(
-        handshake("/?id=racer"), handshake("/?id=racer"))
+        handshake("/?id=racer"), handshake("/?id=racer")
+    )
     assert [o.get("code") for o in older_out if o["type"] == "websocket.close"] == [
-        CLOSE_SESSION_TAKEN_OVER]
+        CLOSE_SESSION_TAKEN_OVER
+    ]
     assert not [o for o in newer_out if o["type"] == "websocket.close"]
     frames = [int(FRAME.match(o["text"])["n"]) for o in newer_out if o["type"] == "websocket.send"]
     assert frames[:1] == [last + 1], "the newer connection must resume at exactly last + 1"
@@ -337,8 +352,9 @@ async def test_consumer__takeover_message_during_the_handshake_is_not_lost(node)
     async with asyncio.timeout(2):
         while not tokens:  # the handshake is claiming the session
             await asyncio.sleep(0.005)
-    await node.layer.send(node.channel_name, {"type": "session.takeover",
-                                              "client_id": "crossed", "token": tokens[0]})
+    await node.layer.send(
+        node.channel_name, {"type": "session.takeover", "client_id": "crossed", "token": tokens[0]}
+    )
     connected, _ = await connecting
     assert connected
     closes = [o for o in await outputs_until_quiet(comm) if o["type"] == "websocket.close"]
@@ -350,8 +366,9 @@ async def test_consumer__takeover_message_during_the_handshake_is_not_lost(node)
 async def test_consumer__hostile_peer_and_origin_are_quoted_in_logs(node, caplog):
     """A forged peer address (from a proxy header) and Origin cannot forge fields or lines."""
     forged = 'x" node=forged\n\x1b[31mred' + "A" * 500
-    comm = WebsocketCommunicator(websocket_application(), "/?id=" + "x" * 65,
-                                 headers=[(b"origin", b"http://localhost")])
+    comm = WebsocketCommunicator(
+        websocket_application(), "/?id=" + "x" * 65, headers=[(b"origin", b"http://localhost")]
+    )
     comm.scope["client"] = [forged, 1]
     assert not (await comm.connect())[0]
     evil = communicator("/?id=ok", origin=b'http://evil.example/"\x1b[2J x=1')

@@ -24,7 +24,9 @@ def own_static(settings, tmp_path):
     settings.STATICFILES_DIRS = [source]
     settings.STATIC_ROOT = tmp_path / "data" / "static"
     # Without the admin's hundred files the builds take milliseconds.
-    settings.INSTALLED_APPS = [app for app in settings.INSTALLED_APPS if app != "django.contrib.admin"]
+    settings.INSTALLED_APPS = [
+        app for app in settings.INSTALLED_APPS if app != "django.contrib.admin"
+    ]
     yield source / "timer" / "app.js"
 
 
@@ -67,13 +69,24 @@ async def test_page__links_hashed_names(node):
 
 def test_collect_static__nodes_starting_together_build_once(tmp_path):
     """Three processes on one fresh data folder: one builds, all read the same manifest."""
-    script = ("import django; django.setup()\n"
-              "from django.templatetags.static import static\n"
-              "from timer.web.static_files import collect_static\n"
-              "print(collect_static(), static('timer/app.js'))\n")
+    script = (
+        "import django; django.setup()\n"
+        "from django.templatetags.static import static\n"
+        "from timer.web.static_files import collect_static\n"
+        "print(collect_static(), static('timer/app.js'))\n"
+    )
     env = node_env(DJANGO_SETTINGS_MODULE="wstime.settings", WSTIME_DATA_DIR=str(tmp_path))
-    runs = [subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=REPO,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
     outputs = [run.communicate(timeout=120) for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0], [err for _, err in outputs]
     answers = [out.split() for out, _ in outputs]

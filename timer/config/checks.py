@@ -20,8 +20,11 @@ def check_wstime_settings(app_configs=None, **kwargs) -> list[Error]:
         load_config(os.environ, settings)
     except ConfigError as exc:
         return [
-            Error(f"{name} is invalid: {why}.", hint=f"Fix or unset {name}; the README lists "
-                  "every setting with its default.", id="timer.E001")
+            Error(
+                f"{name} is invalid: {why}.",
+                hint=f"Fix or unset {name}; the README lists every setting with its default.",
+                id="timer.E001",
+            )
             for name, why in exc.problems
         ]
     return []
@@ -34,18 +37,22 @@ def check_production_safety(app_configs=None, **kwargs) -> list[Error]:
         return []
     errors = []
     if getattr(settings, "WSTIME_SECRET_KEY_IS_EPHEMERAL", False) or not settings.SECRET_KEY:
-        errors.append(Error(
-            "DJANGO_SECRET_KEY is not set, so this process signs sessions with a throwaway key "
-            "that dies with it and differs from the other nodes'.",
-            hint="Set DJANGO_SECRET_KEY to the same long random value on every node, e.g. "
-                 "the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'.",
-            id="timer.E002",
-        ))
+        errors.append(
+            Error(
+                "DJANGO_SECRET_KEY is not set, so this process signs sessions with a throwaway key "
+                "that dies with it and differs from the other nodes'.",
+                hint="Set DJANGO_SECRET_KEY to the same long random value on every node, e.g. "
+                "the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'.",
+                id="timer.E002",
+            )
+        )
     if "*" in settings.ALLOWED_HOSTS:
-        errors.append(Error(
-            "ALLOWED_HOSTS contains '*', which lets any Host header and any browser Origin in.",
-            hint="Set DJANGO_ALLOWED_HOSTS to the comma-separated host names clients use, "
-                 "e.g. DJANGO_ALLOWED_HOSTS=time.example.com,localhost.",
-            id="timer.E003",
-        ))
+        errors.append(
+            Error(
+                "ALLOWED_HOSTS contains '*', which lets any Host header and any browser Origin in.",
+                hint="Set DJANGO_ALLOWED_HOSTS to the comma-separated host names clients use, "
+                "e.g. DJANGO_ALLOWED_HOSTS=time.example.com,localhost.",
+                id="timer.E003",
+            )
+        )
     return errors

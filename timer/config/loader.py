@@ -209,103 +209,255 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("WSTIME_NODE_NAME", "", _node_name,
-            "Name of this node; empty picks two random words at start, like slimy-cardinal."),
-    Setting("WSTIME_TICK_INTERVAL", "1", _positive,
-            "Seconds between two frames on a connection."),
-    Setting("WSTIME_MAX_CLIENT_FRAME", "1024", _positive_count,
-            "Largest message (bytes) a client may send, whole or in fragments; a larger one "
-            "closes with 1009 before it is buffered."),
-    Setting("WSTIME_REQUIRE_ORIGIN", "false", parse_bool,
-            "Refuse WebSocket handshakes that carry no Origin header (browsers always send one)."),
-    Setting("WSTIME_REDIS_URL", "", _redis_url,
-            "Redis for the channel layer and the sessions; empty runs one node in memory."),
-    Setting("WSTIME_REDIS_POOL_SIZE", "50", _positive_count,
-            "Most connections this process opens to Redis for session state."),
-    Setting("WSTIME_GC_FULL_EVERY", "10", _non_negative,
-            "Seconds between two full garbage collections at least, run by the node when old "
-            "objects grew by a quarter (then only new objects are traversed) or a quarter of "
-            "the connections closed; 0 leaves them to CPython."),
-    Setting("WSTIME_SESSION_TTL", "600", _positive,
-            "Seconds a session outlives its last connection before it is forgotten."),
-    Setting("WSTIME_STATIC_MAX_AGE", "3600", _count,
-            "Cache-Control max-age, in seconds, of static files asked for by their unhashed names "
-            "(hashed names: a year, immutable)."),
-    Setting("WSTIME_DATA_DIR", "var", _text,
-            "Folder (relative to the checkout, or absolute) for the embedded SQLite database."),
-    Setting("WSTIME_LOG_LEVEL", "INFO", _log_level,
-            "Level of the node's log: DEBUG, INFO, WARNING or ERROR."),
-    Setting("WSTIME_LOG_FORMAT", "text", _log_format,
-            "Log lines as plain text, or json: one object per line with node, client and event "
-            "as fields."),
+    Setting(
+        "WSTIME_NODE_NAME",
+        "",
+        _node_name,
+        "Name of this node; empty picks two random words at start, like slimy-cardinal.",
+    ),
+    Setting("WSTIME_TICK_INTERVAL", "1", _positive, "Seconds between two frames on a connection."),
+    Setting(
+        "WSTIME_MAX_CLIENT_FRAME",
+        "1024",
+        _positive_count,
+        "Largest message (bytes) a client may send, whole or in fragments; a larger one "
+        "closes with 1009 before it is buffered.",
+    ),
+    Setting(
+        "WSTIME_REQUIRE_ORIGIN",
+        "false",
+        parse_bool,
+        "Refuse WebSocket handshakes that carry no Origin header (browsers always send one).",
+    ),
+    Setting(
+        "WSTIME_REDIS_URL",
+        "",
+        _redis_url,
+        "Redis for the channel layer and the sessions; empty runs one node in memory.",
+    ),
+    Setting(
+        "WSTIME_REDIS_POOL_SIZE",
+        "50",
+        _positive_count,
+        "Most connections this process opens to Redis for session state.",
+    ),
+    Setting(
+        "WSTIME_GC_FULL_EVERY",
+        "10",
+        _non_negative,
+        "Seconds between two full garbage collections at least, run by the node when old "
+        "objects grew by a quarter (then only new objects are traversed) or a quarter of "
+        "the connections closed; 0 leaves them to CPython.",
+    ),
+    Setting(
+        "WSTIME_SESSION_TTL",
+        "600",
+        _positive,
+        "Seconds a session outlives its last connection before it is forgotten.",
+    ),
+    Setting(
+        "WSTIME_STATIC_MAX_AGE",
+        "3600",
+        _count,
+        "Cache-Control max-age, in seconds, of static files asked for by their unhashed names "
+        "(hashed names: a year, immutable).",
+    ),
+    Setting(
+        "WSTIME_DATA_DIR",
+        "var",
+        _text,
+        "Folder (relative to the checkout, or absolute) for the embedded SQLite database.",
+    ),
+    Setting(
+        "WSTIME_LOG_LEVEL",
+        "INFO",
+        _log_level,
+        "Level of the node's log: DEBUG, INFO, WARNING or ERROR.",
+    ),
+    Setting(
+        "WSTIME_LOG_FORMAT",
+        "text",
+        _log_format,
+        "Log lines as plain text, or json: one object per line with node, client and event "
+        "as fields.",
+    ),
     # Health check (the capacity signal for the load balancer).
-    Setting("WSTIME_HEALTH_THRESHOLD", "0.6", _fraction,
-            "Network usage (0-1] at or above which /healthcheck answers 503."),
-    Setting("WSTIME_HEALTH_RECOVERY_MARGIN", "0.05", _margin,
-            "A full node answers 200 again only below threshold minus this margin."),
-    Setting("WSTIME_NET_WINDOW", "10", _positive,
-            "Seconds of network usage averaged for the health decision."),
-    Setting("WSTIME_SAMPLE_INTERVAL", "1", _positive,
-            "Seconds between two readings of the network counters."),
-    Setting("WSTIME_NET_INTERFACES", "", parse_names,
-            "Comma-separated interfaces to measure; empty measures every up interface but lo."),
-    Setting("WSTIME_LINK_CAPACITY", "", _optional_capacity,
-            "Link capacity in bits/s (10M, 1G) when the NIC reports speed 0; overrides nothing else."),
-    Setting("WSTIME_MAX_CONNECTIONS", "", _optional_count,
-            "Open WebSocket connections at which the node reports itself full; empty: no limit."),
+    Setting(
+        "WSTIME_HEALTH_THRESHOLD",
+        "0.6",
+        _fraction,
+        "Network usage (0-1] at or above which /healthcheck answers 503.",
+    ),
+    Setting(
+        "WSTIME_HEALTH_RECOVERY_MARGIN",
+        "0.05",
+        _margin,
+        "A full node answers 200 again only below threshold minus this margin.",
+    ),
+    Setting(
+        "WSTIME_NET_WINDOW",
+        "10",
+        _positive,
+        "Seconds of network usage averaged for the health decision.",
+    ),
+    Setting(
+        "WSTIME_SAMPLE_INTERVAL",
+        "1",
+        _positive,
+        "Seconds between two readings of the network counters.",
+    ),
+    Setting(
+        "WSTIME_NET_INTERFACES",
+        "",
+        parse_names,
+        "Comma-separated interfaces to measure; empty measures every up interface but lo.",
+    ),
+    Setting(
+        "WSTIME_LINK_CAPACITY",
+        "",
+        _optional_capacity,
+        "Link capacity in bits/s (10M, 1G) when the NIC reports speed 0; overrides nothing else.",
+    ),
+    Setting(
+        "WSTIME_MAX_CONNECTIONS",
+        "",
+        _optional_count,
+        "Open WebSocket connections at which the node reports itself full; empty: no limit.",
+    ),
     # Drain (SIGTERM, admin, manage.py drain) and overload.
-    Setting("WSTIME_DRAIN_NOTICE", "3", _non_negative,
-            "Seconds a draining node keeps serving before closing, so the load balancer notices "
-            "(HAProxy inter 1s x fall 2, plus one interval)."),
-    Setting("WSTIME_DRAIN_WINDOW", "10", _positive,
-            "Seconds over which a draining node spreads the closes of its connections."),
-    Setting("WSTIME_DRAIN_DEADLINE", "25", _positive,
-            "Seconds after SIGTERM by which the process has exited (inside a 30 s grace period)."),
-    Setting("WSTIME_CONNECTION_CAP", "", _optional_count,
-            "Open WebSocket connections past which handshakes get 503 + Retry-After; empty: none. "
-            "Keep it above WSTIME_MAX_CONNECTIONS so the health check says full first."),
-    Setting("WSTIME_RETRY_AFTER", "5", _positive_count,
-            "Seconds in the Retry-After of a refused handshake (node full or draining)."),
-    Setting("WSTIME_RECONNECT_HINT_MAX", "2000", _count,
-            "Largest reconnect hint (ms) put in a drain, shed or rebalance close; each is random "
-            "up to it."),
-    Setting("WSTIME_SHED_ENABLED", "true", parse_bool,
-            "Close a few connections (1013) while usage stays above WSTIME_SHED_LEVEL."),
-    Setting("WSTIME_SHED_LEVEL", "0.85", _fraction,
-            "Network usage (window average) above which the node sheds connections."),
-    Setting("WSTIME_SHED_FRACTION", "0.01", _fraction,
-            "Most of a node's connections shed per second (at least one while shedding)."),
+    Setting(
+        "WSTIME_DRAIN_NOTICE",
+        "3",
+        _non_negative,
+        "Seconds a draining node keeps serving before closing, so the load balancer notices "
+        "(HAProxy inter 1s x fall 2, plus one interval).",
+    ),
+    Setting(
+        "WSTIME_DRAIN_WINDOW",
+        "10",
+        _positive,
+        "Seconds over which a draining node spreads the closes of its connections.",
+    ),
+    Setting(
+        "WSTIME_DRAIN_DEADLINE",
+        "25",
+        _positive,
+        "Seconds after SIGTERM by which the process has exited (inside a 30 s grace period).",
+    ),
+    Setting(
+        "WSTIME_CONNECTION_CAP",
+        "",
+        _optional_count,
+        "Open WebSocket connections past which handshakes get 503 + Retry-After; empty: none. "
+        "Keep it above WSTIME_MAX_CONNECTIONS so the health check says full first.",
+    ),
+    Setting(
+        "WSTIME_RETRY_AFTER",
+        "5",
+        _positive_count,
+        "Seconds in the Retry-After of a refused handshake (node full or draining).",
+    ),
+    Setting(
+        "WSTIME_RECONNECT_HINT_MAX",
+        "2000",
+        _count,
+        "Largest reconnect hint (ms) put in a drain, shed or rebalance close; each is random "
+        "up to it.",
+    ),
+    Setting(
+        "WSTIME_SHED_ENABLED",
+        "true",
+        parse_bool,
+        "Close a few connections (1013) while usage stays above WSTIME_SHED_LEVEL.",
+    ),
+    Setting(
+        "WSTIME_SHED_LEVEL",
+        "0.85",
+        _fraction,
+        "Network usage (window average) above which the node sheds connections.",
+    ),
+    Setting(
+        "WSTIME_SHED_FRACTION",
+        "0.01",
+        _fraction,
+        "Most of a node's connections shed per second (at least one while shedding).",
+    ),
     # Rebalancing onto new capacity (a node joins or returns from a drain).
-    Setting("WSTIME_REBALANCE_ENABLED", "true", parse_bool,
-            "Move connections (1012 + hint) off a node holding clearly more than its share of "
-            "the cluster; needs WSTIME_REDIS_URL."),
-    Setting("WSTIME_REBALANCE_TOLERANCE", "0.05", _margin,
-            "Fraction above its share (at least 2 connections) a node may hold before it moves "
-            "connections."),
-    Setting("WSTIME_REBALANCE_RATE", "0.02", _fraction,
-            "Most of a node's connections moved per second while rebalancing."),
-    Setting("WSTIME_REBALANCE_SETTLE", "3", _non_negative,
-            "Seconds a node must accept connections before others move theirs to it "
-            "(the load balancer's rise time)."),
-    Setting("WSTIME_REBALANCE_MEMORY", "600", _positive,
-            "Seconds during which a moved client is not moved again by the same node."),
-    Setting("WSTIME_AGENT_PORT", "", _optional_port,
-            "TCP port of the HAProxy agent-check responder (weight from spare capacity); "
-            "empty: no agent."),
-    Setting("WSTIME_AGENT_BIND", "127.0.0.1", _text,
-            "Address the agent-check responder listens on."),
-    Setting("WSTIME_METRICS_TOKEN", "", _text,
-            "Bearer token that opens /metrics from any address; empty: only the allowlist."),
-    Setting("WSTIME_METRICS_ALLOW", "127.0.0.0/8,::1", _networks,
-            "Comma-separated addresses or CIDR networks that may read /metrics without a token."),
-    Setting("WSTIME_TRUSTED_PROXIES", "", _networks,
-            "Comma-separated addresses or CIDR networks of load balancers whose X-Forwarded-For "
-            "a node believes; empty: none, the peer's own address counts."),
-    Setting("WSTIME_HEADER_TIMEOUT", "10", _positive,
-            "Seconds a client has to send a request's headers, from connecting or from the end of "
-            "its previous request, before the node closes the connection."),
-    Setting("WSTIME_POLICY_CACHE_SECONDS", "2", _positive,
-            "How long a node keeps the health policy from the database before reading it again."),
+    Setting(
+        "WSTIME_REBALANCE_ENABLED",
+        "true",
+        parse_bool,
+        "Move connections (1012 + hint) off a node holding clearly more than its share of "
+        "the cluster; needs WSTIME_REDIS_URL.",
+    ),
+    Setting(
+        "WSTIME_REBALANCE_TOLERANCE",
+        "0.05",
+        _margin,
+        "Fraction above its share (at least 2 connections) a node may hold before it moves "
+        "connections.",
+    ),
+    Setting(
+        "WSTIME_REBALANCE_RATE",
+        "0.02",
+        _fraction,
+        "Most of a node's connections moved per second while rebalancing.",
+    ),
+    Setting(
+        "WSTIME_REBALANCE_SETTLE",
+        "3",
+        _non_negative,
+        "Seconds a node must accept connections before others move theirs to it "
+        "(the load balancer's rise time).",
+    ),
+    Setting(
+        "WSTIME_REBALANCE_MEMORY",
+        "600",
+        _positive,
+        "Seconds during which a moved client is not moved again by the same node.",
+    ),
+    Setting(
+        "WSTIME_AGENT_PORT",
+        "",
+        _optional_port,
+        "TCP port of the HAProxy agent-check responder (weight from spare capacity); "
+        "empty: no agent.",
+    ),
+    Setting(
+        "WSTIME_AGENT_BIND", "127.0.0.1", _text, "Address the agent-check responder listens on."
+    ),
+    Setting(
+        "WSTIME_METRICS_TOKEN",
+        "",
+        _text,
+        "Bearer token that opens /metrics from any address; empty: only the allowlist.",
+    ),
+    Setting(
+        "WSTIME_METRICS_ALLOW",
+        "127.0.0.0/8,::1",
+        _networks,
+        "Comma-separated addresses or CIDR networks that may read /metrics without a token.",
+    ),
+    Setting(
+        "WSTIME_TRUSTED_PROXIES",
+        "",
+        _networks,
+        "Comma-separated addresses or CIDR networks of load balancers whose X-Forwarded-For "
+        "a node believes; empty: none, the peer's own address counts.",
+    ),
+    Setting(
+        "WSTIME_HEADER_TIMEOUT",
+        "10",
+        _positive,
+        "Seconds a client has to send a request's headers, from connecting or from the end of "
+        "its previous request, before the node closes the connection.",
+    ),
+    Setting(
+        "WSTIME_POLICY_CACHE_SECONDS",
+        "2",
+        _positive,
+        "How long a node keeps the health policy from the database before reading it again.",
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -380,8 +532,11 @@ def check_config_class(settings: tuple[Setting, ...], config_class: type) -> Non
             f"{missing}, fields without a setting {extra}"
             + ("" if missing or extra else ", or the order differs")
         )
-    with_default = [f.name for f in fields(config_class)
-                    if f.default is not MISSING or f.default_factory is not MISSING]
+    with_default = [
+        f.name
+        for f in fields(config_class)
+        if f.default is not MISSING or f.default_factory is not MISSING
+    ]
     if with_default:
         raise ImproperlyConfigured(
             f"{config_class.__name__} fields {with_default} carry a default; write it in the "
@@ -413,8 +568,9 @@ def start_value(name: str, environ: Mapping[str, str]) -> Any:
         return setting.parse(setting.default)
 
 
-def environ_value(environ: Mapping[str, str], name: str, parse: Callable[[Any], Any],
-                  default: Any) -> Any:
+def environ_value(
+    environ: Mapping[str, str], name: str, parse: Callable[[Any], Any], default: Any
+) -> Any:
     """Parse the environment variable ``name`` (or ``default``) with one of this module's parsers.
 
     For Django's own ``DJANGO_*`` variables, read while the settings module is imported: no
@@ -429,16 +585,22 @@ def environ_value(environ: Mapping[str, str], name: str, parse: Callable[[Any], 
 
 
 _CROSS_CHECKS: tuple[tuple[Callable[[dict[str, Any]], bool], str, str], ...] = (
-    (lambda v: v["health_recovery_margin"] >= v["health_threshold"],
-     "WSTIME_HEALTH_RECOVERY_MARGIN",
-     "must be smaller than WSTIME_HEALTH_THRESHOLD, or a full node would never recover"),
-    (lambda v: v["drain_notice"] + v["drain_window"] >= v["drain_deadline"],
-     "WSTIME_DRAIN_DEADLINE",
-     "must exceed WSTIME_DRAIN_NOTICE + WSTIME_DRAIN_WINDOW, or a drain cannot finish"),
-    (lambda v: v["shed_level"] <= v["health_threshold"],
-     "WSTIME_SHED_LEVEL",
-     "must be above WSTIME_HEALTH_THRESHOLD: shedding is for a node already refusing new "
-     "connections"),
+    (
+        lambda v: v["health_recovery_margin"] >= v["health_threshold"],
+        "WSTIME_HEALTH_RECOVERY_MARGIN",
+        "must be smaller than WSTIME_HEALTH_THRESHOLD, or a full node would never recover",
+    ),
+    (
+        lambda v: v["drain_notice"] + v["drain_window"] >= v["drain_deadline"],
+        "WSTIME_DRAIN_DEADLINE",
+        "must exceed WSTIME_DRAIN_NOTICE + WSTIME_DRAIN_WINDOW, or a drain cannot finish",
+    ),
+    (
+        lambda v: v["shed_level"] <= v["health_threshold"],
+        "WSTIME_SHED_LEVEL",
+        "must be above WSTIME_HEALTH_THRESHOLD: shedding is for a node already refusing new "
+        "connections",
+    ),
 )
 
 

@@ -23,9 +23,14 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # space. Keys are lowercase words with '-' or '_', as the node writes them.
 # A quoted string that is not a value is matched too, and skipped, so that text inside quotes
 # (a client's forged "x=y") never becomes a field.
-_PAIR = re.compile(r'"(?:[^"\\]|\\.)*"|(?:^|(?<=\s))([a-z][a-z0-9_-]*)=("(?:[^"\\]|\\.)*"|[^\s"]\S*|)')
+_PAIR = re.compile(
+    r'"(?:[^"\\]|\\.)*"|(?:^|(?<=\s))([a-z][a-z0-9_-]*)=("(?:[^"\\]|\\.)*"|[^\s"]\S*|)'
+)
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "taskName"}
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 def message_fields(message: str) -> dict[str, str]:
@@ -112,8 +117,10 @@ def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"fields": {"()": "timer.config.logs.KeyValueFields"},
-                    "outages": {"()": "timer.config.logs.ExpectedOutages"}},
+        "filters": {
+            "fields": {"()": "timer.config.logs.KeyValueFields"},
+            "outages": {"()": "timer.config.logs.ExpectedOutages"},
+        },
         "formatters": formatters,
         "handlers": {
             "console": {

@@ -34,8 +34,9 @@ CLOSE_ABNORMAL = 1006
 # Codes counted one by one in /metrics: RFC 6455's registered codes and the node's own. Any
 # other (3000-4999, which a client may pick freely) is counted as "other", so a client cannot
 # grow the metric's label set.
-COUNTED_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1005, 1016),
-                                 CLOSE_SESSION_TAKEN_OVER})
+COUNTED_CLOSE_CODES = frozenset(
+    {1000, 1001, 1002, 1003, *range(1005, 1016), CLOSE_SESSION_TAKEN_OVER}
+)
 OTHER_CLOSE_CODES = "other"
 
 

@@ -35,8 +35,14 @@ class Policy:
         return self.threshold - self.recovery_margin
 
 
-def policy_problems(*, threshold: float, recovery_margin: float, window: float,
-                    capacity: int | None, max_connections: int | None) -> dict[str, str]:
+def policy_problems(
+    *,
+    threshold: float,
+    recovery_margin: float,
+    window: float,
+    capacity: int | None,
+    max_connections: int | None,
+) -> dict[str, str]:
     """Return ``{field: what is wrong}`` for values a policy must not hold; empty when valid."""
     problems: dict[str, str] = {}
     if not 0 < threshold <= 1:
@@ -56,8 +62,7 @@ def policy_problems(*, threshold: float, recovery_margin: float, window: float,
     return problems
 
 
-def resolve_policy(settings: Policy, default_row: Policy | None,
-                   node_row: Policy | None) -> Policy:
+def resolve_policy(settings: Policy, default_row: Policy | None, node_row: Policy | None) -> Policy:
     """Return the policy a node applies.
 
     A node's own row replaces the default row entirely, except that draining set on the default

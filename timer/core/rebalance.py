@@ -84,8 +84,9 @@ def capacity_weights(nodes: Sequence[NodeLoad]) -> list[float]:
 class Rebalancer:
     """The decision with its memory (see the module docstring); no I/O."""
 
-    def __init__(self, *, tolerance: float, rate: float, settle: float, flight: float,
-                 memory: float) -> None:
+    def __init__(
+        self, *, tolerance: float, rate: float, settle: float, flight: float, memory: float
+    ) -> None:
         self.tolerance = tolerance
         self.rate = rate
         self.settle = settle
@@ -98,8 +99,9 @@ class Rebalancer:
         self._totals: deque[tuple[float, int]] = deque()  # (when, published total), see decide
         self._moved: dict[str, float] = {}  # client id -> when it was moved (insertion order)
 
-    def decide(self, now: float, me: NodeLoad, peers: Iterable[NodeLoad], *,
-               draining: bool = False) -> Decision:
+    def decide(
+        self, now: float, me: NodeLoad, peers: Iterable[NodeLoad], *, draining: bool = False
+    ) -> Decision:
         """Return how many of ``me``'s connections to move now (call :meth:`moved` after)."""
         peers = [p for p in peers if p.name != me.name]
         ready = self._ready(now, peers)
@@ -128,11 +130,13 @@ class Rebalancer:
         if self._budget_at is None:
             self._budget = 0.0
         else:
-            self._budget = min(per_second,
-                               self._budget + per_second * max(0.0, now - self._budget_at))
+            self._budget = min(
+                per_second, self._budget + per_second * max(0.0, now - self._budget_at)
+            )
         self._budget_at = now
-        move = max(0, min(math.floor(self._budget), math.floor(me.connections - share),
-                          room - in_flight))
+        move = max(
+            0, min(math.floor(self._budget), math.floor(me.connections - share), room - in_flight)
+        )
         self._budget -= move
         return Decision(MOVING, share, move, total, room)
 
@@ -162,8 +166,9 @@ class Rebalancer:
                 del self._accepting_since[name]
         for name in seen:
             self._accepting_since.setdefault(name, now)
-        return [p for p in peers
-                if p.accepting and now - self._accepting_since[p.name] >= self.settle]
+        return [
+            p for p in peers if p.accepting and now - self._accepting_since[p.name] >= self.settle
+        ]
 
     def _recent_total(self, now: float, published: int) -> int:
         """The largest published total of the last ``2 x flight`` seconds (this one included)."""

@@ -20,11 +20,9 @@ import asyncio
 class Reservation:
     """One handshake's hold on its client id; see the module docstring."""
 
-    __slots__ = ("client_id", "token", "superseded", "taken_over", "_earlier", "_done",
-                 "_owner")
+    __slots__ = ("client_id", "token", "superseded", "taken_over", "_earlier", "_done", "_owner")
 
-    def __init__(self, client_id: str, earlier: list[Reservation],
-                 owner: Reservations) -> None:
+    def __init__(self, client_id: str, earlier: list[Reservation], owner: Reservations) -> None:
         self.client_id = client_id
         self.token: str | None = None  # set before the session is claimed in the store
         self.superseded = False

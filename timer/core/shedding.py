@@ -29,8 +29,7 @@ class Shedder:
         self.budget: int | None = None  # None: no episode
         self.spent_at: float | None = None  # when this episode's budget ran out
 
-    def decide(self, *, now: float, connections: int, usage: float | None,
-               threshold: float) -> int:
+    def decide(self, *, now: float, connections: int, usage: float | None, threshold: float) -> int:
         """Return how many of ``connections`` to close this round."""
         if usage is None or connections <= 0:
             return 0

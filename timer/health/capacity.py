@@ -45,13 +45,12 @@ def select_interfaces(stats: Mapping[str, Any], configured: Iterable[str]) -> tu
     wanted = tuple(configured)
     if wanted:
         return tuple(sorted(name for name in set(wanted) if name in stats))
-    return tuple(sorted(
-        name for name, nic in stats.items() if nic.isup and not is_loopback(name, nic)
-    ))
+    return tuple(
+        sorted(name for name, nic in stats.items() if nic.isup and not is_loopback(name, nic))
+    )
 
 
-def link_capacity(stats: Mapping[str, Any], names: Iterable[str],
-                  fallback: int | None) -> Capacity:
+def link_capacity(stats: Mapping[str, Any], names: Iterable[str], fallback: int | None) -> Capacity:
     """Sum the capacity of ``names``: each one's link speed, or ``fallback`` when it is 0.
 
     Unknown (None) when there is no interface, or when one has neither a speed nor a fallback:

@@ -19,22 +19,26 @@ def network_problems(cfg: Config, stats: Mapping[str, Any]) -> list[Warning]:
     warnings = []
     missing = sorted(set(cfg.net_interfaces) - set(stats))
     if missing:
-        warnings.append(Warning(
-            f"WSTIME_NET_INTERFACES names {', '.join(missing)}, which this machine does not have "
-            f"(it has {', '.join(sorted(stats)) or 'none'}).",
-            hint="Fix the names, or unset WSTIME_NET_INTERFACES to measure every interface "
-                 "that is up except loopback.",
-            id="timer.W101",
-        ))
+        warnings.append(
+            Warning(
+                f"WSTIME_NET_INTERFACES names {', '.join(missing)}, which this machine does not have "
+                f"(it has {', '.join(sorted(stats)) or 'none'}).",
+                hint="Fix the names, or unset WSTIME_NET_INTERFACES to measure every interface "
+                "that is up except loopback.",
+                id="timer.W101",
+            )
+        )
     names = select_interfaces(stats, cfg.net_interfaces)
     if link_capacity(stats, names, cfg.link_capacity).bits_per_second is None:
-        warnings.append(Warning(
-            f"The health check cannot tell how full the network is: "
-            f"{', '.join(names) or 'no interface'} reports no link speed.",
-            hint="Set WSTIME_LINK_CAPACITY (bits/s, e.g. 1G) or a capacity in the health "
-                 "policy (admin); until then /healthcheck ignores network usage.",
-            id="timer.W102",
-        ))
+        warnings.append(
+            Warning(
+                f"The health check cannot tell how full the network is: "
+                f"{', '.join(names) or 'no interface'} reports no link speed.",
+                hint="Set WSTIME_LINK_CAPACITY (bits/s, e.g. 1G) or a capacity in the health "
+                "policy (admin); until then /healthcheck ignores network usage.",
+                id="timer.W102",
+            )
+        )
     return warnings
 
 

@@ -27,8 +27,9 @@ def stale_after(sample_interval: float) -> float:
     return max(STALE_AFTER_INTERVALS * sample_interval, STALE_AFTER_MIN_SECONDS)
 
 
-def still_full(was_full: bool, level: float | None, threshold: float,
-               recovery_level: float) -> bool:
+def still_full(
+    was_full: bool, level: float | None, threshold: float, recovery_level: float
+) -> bool:
     """Apply hysteresis: full at or above ``threshold``; once full, until below ``recovery_level``.
 
     An unknown level (no reading, or no capacity to compare with) never makes a node full.

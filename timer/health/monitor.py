@@ -50,8 +50,9 @@ class Report:
 class HealthMonitor:
     """See the module docstring. ``clock`` is the monotonic clock samples are timed with."""
 
-    def __init__(self, policy: Policy, *, sample_interval: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, policy: Policy, *, sample_interval: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.policy = policy
         self.clock = clock
         self.stale_after = stale_after(sample_interval)
@@ -93,11 +94,19 @@ class HealthMonitor:
             self._update_connections(policy, connections)
         age = None if self.last_sample_at is None else now - self.last_sample_at
         quiet_for = now - (self.started_at if self.last_sample_at is None else self.last_sample_at)
-        full_by = tuple(name for name, full in ((FULL_BY_NETWORK, self._network_full),
-                                                 (FULL_BY_CONNECTIONS, self._connections_full))
-                        if full)
-        answer = verdict(draining=policy.draining or draining, stale=quiet_for > self.stale_after,
-                         full=bool(full_by))
+        full_by = tuple(
+            name
+            for name, full in (
+                (FULL_BY_NETWORK, self._network_full),
+                (FULL_BY_CONNECTIONS, self._connections_full),
+            )
+            if full
+        )
+        answer = verdict(
+            draining=policy.draining or draining,
+            stale=quiet_for > self.stale_after,
+            full=bool(full_by),
+        )
         return Report(
             status=answer.status,
             reason=answer.reason,
@@ -120,14 +129,19 @@ class HealthMonitor:
         self.capacity = effective_capacity(policy.capacity, self._link)
         if self.last_sample_at is not None:
             self._average.forget_before(self.last_sample_at - policy.window)
-            self.usage = (self._average.average(self.last_sample_at, policy.window)
-                          if self.capacity.bits_per_second else None)
-        self._network_full = still_full(self._network_full, self.usage, policy.threshold,
-                                        policy.recovery_level)
+            self.usage = (
+                self._average.average(self.last_sample_at, policy.window)
+                if self.capacity.bits_per_second
+                else None
+            )
+        self._network_full = still_full(
+            self._network_full, self.usage, policy.threshold, policy.recovery_level
+        )
         self._update_connections(policy, connections)
 
     def _update_connections(self, policy: Policy, connections: int) -> None:
         # Same hysteresis as the network: full at the limit, room again below limit x (1 - margin).
         level = None if policy.max_connections is None else connections / policy.max_connections
-        self._connections_full = still_full(self._connections_full, level, 1.0,
-                                            1.0 - policy.recovery_margin)
+        self._connections_full = still_full(
+            self._connections_full, level, 1.0, 1.0 - policy.recovery_margin
+        )

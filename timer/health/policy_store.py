@@ -53,8 +53,9 @@ def load_policy(node_name: str, settings: Policy) -> Policy:
     """Read the default row and ``node_name``'s row (one query) and resolve the policy."""
     from ..models import HealthPolicy
 
-    rows = {row.node: row.as_policy()
-            for row in HealthPolicy.objects.filter(node__in={"", node_name})}
+    rows = {
+        row.node: row.as_policy() for row in HealthPolicy.objects.filter(node__in={"", node_name})
+    }
     return resolve_policy(settings, rows.get(""), rows.get(node_name) if node_name else None)
 
 
@@ -70,13 +71,17 @@ async def refresh_forever(monitor: HealthMonitor, node_name: str, every: float) 
         except DatabaseError as exc:
             _database_readable, _policy_error = False, None
             if not failing:
-                logger.warning("node=%s cannot read the health policy (%s); keeping the last one",
-                               node_name, type(exc).__name__)
+                logger.warning(
+                    "node=%s cannot read the health policy (%s); keeping the last one",
+                    node_name,
+                    type(exc).__name__,
+                )
             failing = True
         except Exception as exc:
             if _policy_error != type(exc).__name__ or not failing:
-                logger.exception("node=%s cannot load the health policy; keeping the last one",
-                                 node_name)
+                logger.exception(
+                    "node=%s cannot load the health policy; keeping the last one", node_name
+                )
             _policy_error = type(exc).__name__
             failing = True
         else:
@@ -85,11 +90,18 @@ async def refresh_forever(monitor: HealthMonitor, node_name: str, every: float) 
                 logger.info("node=%s reads the health policy again", node_name)
             failing = False
             if policy != monitor.policy:
-                logger.info("node=%s health policy from %s: threshold %s, recovery %s, window "
-                            "%ss, capacity %s, max connections %s, draining %s", node_name,
-                            policy.source, policy.threshold, policy.recovery_level, policy.window,
-                            policy.capacity or "from links", policy.max_connections or "-",
-                            policy.draining)
+                logger.info(
+                    "node=%s health policy from %s: threshold %s, recovery %s, window "
+                    "%ss, capacity %s, max connections %s, draining %s",
+                    node_name,
+                    policy.source,
+                    policy.threshold,
+                    policy.recovery_level,
+                    policy.window,
+                    policy.capacity or "from links",
+                    policy.max_connections or "-",
+                    policy.draining,
+                )
                 monitor.policy = policy
         await asyncio.sleep(every)
 
@@ -115,8 +127,9 @@ class DrainChange:
         return f"{self.target} is {state}; nodes apply it within their policy refresh."
 
 
-def set_draining(node: str, draining: bool, *,
-                 in_force: Mapping[str, object] | None = None) -> DrainChange:
+def set_draining(
+    node: str, draining: bool, *, in_force: Mapping[str, object] | None = None
+) -> DrainChange:
     """Drain ``node`` (``""``: every node) through its health policy row, or undo it.
 
     The reversible drain of ``manage.py drain`` and the admin's cluster page. A node without a
@@ -142,8 +155,9 @@ def set_draining(node: str, draining: bool, *,
     row.draining = draining
     row.full_clean()
     row.save()
-    default_drains = (not draining and bool(node)
-                      and HealthPolicy.objects.filter(node="", draining=True).exists())
+    default_drains = (
+        not draining and bool(node) and HealthPolicy.objects.filter(node="", draining=True).exists()
+    )
     return DrainChange(node, draining, changed=True, default_drains=default_drains)
 
 
@@ -157,8 +171,9 @@ def reload_here() -> None:
     try:
         get_monitor().policy = load_policy(_serving_node, settings_policy(config()))
     except DatabaseError:
-        logger.warning("could not reload the health policy after an edit; the sampler will",
-                       exc_info=True)
+        logger.warning(
+            "could not reload the health policy after an edit; the sampler will", exc_info=True
+        )
 
 
 @receiver(post_save, sender="timer.HealthPolicy")

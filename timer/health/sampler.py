@@ -25,9 +25,17 @@ logger = logging.getLogger(__name__)
 class Sampler:
     """Reads ``interfaces`` (empty: every up interface but loopback) every ``interval`` seconds."""
 
-    def __init__(self, monitor: HealthMonitor, *, node_name: str, interval: float,
-                 interfaces: tuple[str, ...], link_capacity: int | None, policy_every: float,
-                 connections: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        monitor: HealthMonitor,
+        *,
+        node_name: str,
+        interval: float,
+        interfaces: tuple[str, ...],
+        link_capacity: int | None,
+        policy_every: float,
+        connections: Callable[[], int],
+    ) -> None:
         self.monitor = monitor
         self.node_name = node_name
         self.interval = interval
@@ -68,24 +76,39 @@ class Sampler:
         names = select_interfaces(stats, self.interfaces)
         pernic = psutil.net_io_counters(pernic=True)
         at = self.monitor.clock()
-        return (CounterSample(at, counters_from_psutil(pernic, names)),
-                link_capacity(stats, names, self.link_capacity))
+        return (
+            CounterSample(at, counters_from_psutil(pernic, names)),
+            link_capacity(stats, names, self.link_capacity),
+        )
 
     def _log_changes(self, sample: CounterSample, capacity: Capacity, connections: int) -> None:
         measuring = (tuple(sorted(sample.interfaces)), capacity)
         if measuring != self._measuring:
             self._measuring = measuring
             if capacity.bits_per_second is None:
-                logger.warning("node=%s measures %s but knows no capacity for it (link speed 0?); "
-                               "set WSTIME_LINK_CAPACITY, or a capacity in the health policy",
-                               self.node_name, ",".join(measuring[0]) or "no interface")
+                logger.warning(
+                    "node=%s measures %s but knows no capacity for it (link speed 0?); "
+                    "set WSTIME_LINK_CAPACITY, or a capacity in the health policy",
+                    self.node_name,
+                    ",".join(measuring[0]) or "no interface",
+                )
             else:
-                logger.info("node=%s measures %s, capacity %s bit/s from %s", self.node_name,
-                            ",".join(measuring[0]), capacity.bits_per_second, capacity.source)
+                logger.info(
+                    "node=%s measures %s, capacity %s bit/s from %s",
+                    self.node_name,
+                    ",".join(measuring[0]),
+                    capacity.bits_per_second,
+                    capacity.source,
+                )
         report = self.monitor.report(sample.at, connections)
         if report.status != self._status:
             if self._status:
-                logger.warning("node=%s health %s -> %s (usage %s, connections %s)",
-                               self.node_name, self._status, report.status,
-                               "-" if report.usage is None else f"{report.usage:.3f}", connections)
+                logger.warning(
+                    "node=%s health %s -> %s (usage %s, connections %s)",
+                    self.node_name,
+                    self._status,
+                    report.status,
+                    "-" if report.usage is None else f"{report.usage:.3f}",
+                    connections,
+                )
             self._status = report.status

@@ -7,30 +7,93 @@ import timer.models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='HealthPolicy',
+            name="HealthPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('node', models.CharField(blank=True, help_text="Blank: the default policy for every node. A node name: this node's own policy, replacing the default (except that draining on the default drains every node).", max_length=63, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9-]{0,62}$', "Use the node's name as it logs it at start (WSTIME_NODE_NAME): lowercase letters, digits and '-'.")], verbose_name='node')),
-                ('threshold', models.FloatField(default=timer.models.default_threshold, help_text='Network usage (0-1] at or above which the node answers 503. 0.6 = 60 % of its capacity; the rest is the buffer its existing connections grow into.', verbose_name='threshold')),
-                ('recovery_margin', models.FloatField(default=timer.models.default_recovery_margin, help_text='A full node answers 200 again only below threshold minus this margin.', verbose_name='recovery margin')),
-                ('window', models.FloatField(default=timer.models.default_window, help_text='Seconds of network usage averaged (moving average).', verbose_name='window (seconds)')),
-                ('capacity', models.PositiveBigIntegerField(blank=True, help_text='Overrides the link speed and WSTIME_LINK_CAPACITY, e.g. 1000000000 for 1 Gbit/s. Empty: measured link speed.', null=True, verbose_name='capacity (bit/s)')),
-                ('max_connections', models.PositiveIntegerField(blank=True, default=timer.models.default_max_connections, help_text='Open WebSocket connections at which the node reports itself full. Empty: no limit.', null=True, verbose_name='max connections')),
-                ('draining', models.BooleanField(default=False, help_text="Answer 503 'draining' so the load balancer sends no new connections.", verbose_name='draining')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "node",
+                    models.CharField(
+                        blank=True,
+                        help_text="Blank: the default policy for every node. A node name: this node's own policy, replacing the default (except that draining on the default drains every node).",
+                        max_length=63,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z0-9][a-z0-9-]{0,62}$",
+                                "Use the node's name as it logs it at start (WSTIME_NODE_NAME): lowercase letters, digits and '-'.",
+                            )
+                        ],
+                        verbose_name="node",
+                    ),
+                ),
+                (
+                    "threshold",
+                    models.FloatField(
+                        default=timer.models.default_threshold,
+                        help_text="Network usage (0-1] at or above which the node answers 503. 0.6 = 60 % of its capacity; the rest is the buffer its existing connections grow into.",
+                        verbose_name="threshold",
+                    ),
+                ),
+                (
+                    "recovery_margin",
+                    models.FloatField(
+                        default=timer.models.default_recovery_margin,
+                        help_text="A full node answers 200 again only below threshold minus this margin.",
+                        verbose_name="recovery margin",
+                    ),
+                ),
+                (
+                    "window",
+                    models.FloatField(
+                        default=timer.models.default_window,
+                        help_text="Seconds of network usage averaged (moving average).",
+                        verbose_name="window (seconds)",
+                    ),
+                ),
+                (
+                    "capacity",
+                    models.PositiveBigIntegerField(
+                        blank=True,
+                        help_text="Overrides the link speed and WSTIME_LINK_CAPACITY, e.g. 1000000000 for 1 Gbit/s. Empty: measured link speed.",
+                        null=True,
+                        verbose_name="capacity (bit/s)",
+                    ),
+                ),
+                (
+                    "max_connections",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        default=timer.models.default_max_connections,
+                        help_text="Open WebSocket connections at which the node reports itself full. Empty: no limit.",
+                        null=True,
+                        verbose_name="max connections",
+                    ),
+                ),
+                (
+                    "draining",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Answer 503 'draining' so the load balancer sends no new connections.",
+                        verbose_name="draining",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated")),
             ],
             options={
-                'verbose_name': 'health policy',
-                'verbose_name_plural': 'health policies',
-                'ordering': ['node'],
+                "verbose_name": "health policy",
+                "verbose_name_plural": "health policies",
+                "ordering": ["node"],
             },
         ),
     ]

@@ -31,8 +31,16 @@ class ChannelLink:
     connection that lost the session.
     """
 
-    def __init__(self, layer: Any, channel: str, hub: Hub, *, node_name: str, interval: float,
-                 take_over: Callable[[str, str], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        layer: Any,
+        channel: str,
+        hub: Hub,
+        *,
+        node_name: str,
+        interval: float,
+        take_over: Callable[[str, str], Awaitable[None]],
+    ) -> None:
         self.layer = layer
         self.channel = channel
         self.hub = hub
@@ -52,16 +60,19 @@ class ChannelLink:
             try:
                 await self.layer.send(self.channel, {"type": CLOCK_TICK, "round": round_number})
                 if failing:
-                    logger.warning("node=%s clock ticks flow through the channel layer again",
-                                   self.node_name)
+                    logger.warning(
+                        "node=%s clock ticks flow through the channel layer again", self.node_name
+                    )
                 failing = False
             except Exception as exc:  # noqa: BLE001 - the ticker's own clock covers the gap
                 if not failing:
-                    logger.error("node=%s channel layer send failed (%s); ticking on the local "
-                                 "clock", self.node_name, type(exc).__name__)
+                    logger.error(
+                        "node=%s channel layer send failed (%s); ticking on the local clock",
+                        self.node_name,
+                        type(exc).__name__,
+                    )
                 failing = True
-            round_number = max(round_number + 1,
-                               self.hub.round_of(wheel.step_at(loop.time())))
+            round_number = max(round_number + 1, self.hub.round_of(wheel.step_at(loop.time())))
 
     async def run_inbox(self) -> None:
         unreachable = False
@@ -72,8 +83,12 @@ class ChannelLink:
                 # Redis is down: the ticker's local clock covers the ticks, and the session
                 # store reports the outage. Wait and subscribe again; no traceback per try.
                 if not unreachable:
-                    logger.warning("node=%s channel layer unreachable (%s); inbox retries every "
-                                   "%ss", self.node_name, type(exc).__name__, self.interval)
+                    logger.warning(
+                        "node=%s channel layer unreachable (%s); inbox retries every %ss",
+                        self.node_name,
+                        type(exc).__name__,
+                        self.interval,
+                    )
                 unreachable = True
                 await asyncio.sleep(self.interval)
                 continue

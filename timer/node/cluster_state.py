@@ -164,8 +164,9 @@ def parse_history(entry: str) -> HistoryEntry:
 class ClusterState:
     """Publishes this node's :class:`NodeState` and reads everyone's; see the module docstring."""
 
-    def __init__(self, client: aioredis.Redis, *, ttl: float,
-                 history: int = HISTORY_LENGTH) -> None:
+    def __init__(
+        self, client: aioredis.Redis, *, ttl: float, history: int = HISTORY_LENGTH
+    ) -> None:
         self._redis = client
         self.ttl_ms = max(1, math.ceil(ttl * 1000))
         self.history = history
@@ -174,19 +175,31 @@ class ClusterState:
 
     @classmethod
     def from_url(cls, url: str, *, ttl: float, socket_timeout: float = 2.0) -> ClusterState:
-        client = aioredis.Redis.from_url(url, decode_responses=True, max_connections=2,
-                                         socket_timeout=socket_timeout,
-                                         socket_connect_timeout=socket_timeout)
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            max_connections=2,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+        )
         return cls(client, ttl=ttl)
 
     async def publish(self, state: NodeState) -> int:
         """Write ``state`` (one round trip); return Redis's time of the write, in ms."""
         usage = "" if state.usage is None else _encode(state.usage)
         pairs = [item for pair in state.to_fields().items() for item in pair]
-        return int(await self._publish(
-            keys=[NODE_PREFIX + state.name, HISTORY_PREFIX + state.name, INDEX_KEY],
-            args=[self.ttl_ms, self.history, state.name, f"{usage},{state.connections}",
-                  *pairs]))
+        return int(
+            await self._publish(
+                keys=[NODE_PREFIX + state.name, HISTORY_PREFIX + state.name, INDEX_KEY],
+                args=[
+                    self.ttl_ms,
+                    self.history,
+                    state.name,
+                    f"{usage},{state.connections}",
+                    *pairs,
+                ],
+            )
+        )
 
     async def read(self) -> list[NodeState]:
         """Every node that published within ``ttl``, by name, with its age (one round trip)."""
@@ -198,16 +211,19 @@ class ClusterState:
             states.append(NodeState.from_fields(raw, now_ms=now_ms))
         return sorted(states, key=lambda s: s.name)
 
-    async def read_history(self, names: list[str],
-                           limit: int | None = None) -> dict[str, list[HistoryEntry]]:
+    async def read_history(
+        self, names: list[str], limit: int | None = None
+    ) -> dict[str, list[HistoryEntry]]:
         """The newest ``limit`` history entries of each named node, oldest first; one round trip."""
         end = (limit or self.history) - 1
         async with self._redis.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.lrange(HISTORY_PREFIX + name, 0, end)
             replies = await pipe.execute()
-        return {name: [parse_history(e) for e in reversed(entries)]
-                for name, entries in zip(names, replies, strict=False)}
+        return {
+            name: [parse_history(e) for e in reversed(entries)]
+            for name, entries in zip(names, replies, strict=False)
+        }
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -48,10 +48,14 @@ class RebalanceStats:
     read_errors: int = 0  # failed publishes or reads of the cluster's state
 
     def as_json(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, "state": self.state,
-                "share": None if self.share is None else round(self.share, 1),
-                "cluster_connections": self.cluster_connections, "nodes": self.nodes,
-                "moved": self.moved}
+        return {
+            "enabled": self.enabled,
+            "state": self.state,
+            "share": None if self.share is None else round(self.share, 1),
+            "cluster_connections": self.cluster_connections,
+            "nodes": self.nodes,
+            "moved": self.moved,
+        }
 
 
 def node_state(node: Node, *, rebalance: RebalanceStats | None = None) -> NodeState:
@@ -60,12 +64,19 @@ def node_state(node: Node, *, rebalance: RebalanceStats | None = None) -> NodeSt
     connections = report.connections
     reply = node.agent_reply()
     return NodeState(
-        name=node.name, version=version(), status=report.status, reason=report.reason,
-        connections=connections, max_connections=report.max_connections, usage=report.usage,
-        threshold=report.threshold, recovery_level=report.recovery_level,
+        name=node.name,
+        version=version(),
+        status=report.status,
+        reason=report.reason,
+        connections=connections,
+        max_connections=report.max_connections,
+        usage=report.usage,
+        threshold=report.threshold,
+        recovery_level=report.recovery_level,
         capacity_bits_per_second=report.capacity_bits_per_second,
         # The report drains as soon as the policy does, before the governor starts the drain.
-        sampler_age=report.sampler_age, draining=report.status == DRAINING,
+        sampler_age=report.sampler_age,
+        draining=report.status == DRAINING,
         accepting=report.healthy,
         spare_percent=int(match[1]) if (match := WEIGHT.search(reply)) else 0,
         redis=store_state(node.store),
@@ -81,9 +92,13 @@ def node_load(state: NodeState, *, stale_after: float) -> NodeLoad:
     usable = None
     if state.capacity_bits_per_second and state.threshold:
         usable = state.capacity_bits_per_second * state.threshold
-    return NodeLoad(name=state.name, connections=state.connections,
-                    accepting=state.accepting and state.age <= stale_after,
-                    max_connections=state.max_connections, usable_bits_per_second=usable)
+    return NodeLoad(
+        name=state.name,
+        connections=state.connections,
+        accepting=state.accepting and state.age <= stale_after,
+        max_connections=state.max_connections,
+        usable_bits_per_second=usable,
+    )
 
 
 class ClusterTask:
@@ -95,10 +110,13 @@ class ClusterTask:
         self.interval = cfg.sample_interval
         self.stats = RebalanceStats(enabled=cfg.rebalance_enabled)
         self.rebalancer = Rebalancer(
-            tolerance=cfg.rebalance_tolerance, rate=cfg.rebalance_rate,
-            settle=cfg.rebalance_settle, memory=cfg.rebalance_memory,
+            tolerance=cfg.rebalance_tolerance,
+            rate=cfg.rebalance_rate,
+            settle=cfg.rebalance_settle,
+            memory=cfg.rebalance_memory,
             # A moved client reconnects within its hint, then shows in its new node's next publish.
-            flight=cfg.reconnect_hint_max / 1000 + 2 * self.interval)
+            flight=cfg.reconnect_hint_max / 1000 + 2 * self.interval,
+        )
 
     async def run(self) -> None:
         """Every interval, on deadlines: publish, read, rebalance. Errors of Redis skip a round."""
@@ -117,8 +135,11 @@ class ClusterTask:
                     self.stats.read_errors += 1
                     self.stats.state = UNKNOWN if self.stats.enabled else OFF
                     if not failing:
-                        logger.warning("node=%s cluster state unreachable (%s); not rebalancing",
-                                       self.node.name, type(exc).__name__)
+                        logger.warning(
+                            "node=%s cluster state unreachable (%s); not rebalancing",
+                            self.node.name,
+                            type(exc).__name__,
+                        )
                     failing = True
                     continue
                 if failing:
@@ -137,19 +158,28 @@ class ClusterTask:
         stale_after = STALE_INTERVALS * self.interval
         me = node_load(node_state(node), stale_after=stale_after)
         decision = self.rebalancer.decide(
-            now, me, [node_load(s, stale_after=stale_after) for s in states],
-            draining=node.draining)
+            now, me, [node_load(s, stale_after=stale_after) for s in states], draining=node.draining
+        )
         stats.share, stats.cluster_connections = decision.share, decision.cluster_connections
         stats.state = decision.state if stats.enabled else OFF
         if not stats.enabled or decision.move <= 0:
             return decision
-        candidates = [c for c in hub.by_client.values()
-                      if not c.closing and self.rebalancer.may_move(now, c.client_id)]
+        candidates = [
+            c
+            for c in hub.by_client.values()
+            if not c.closing and self.rebalancer.may_move(now, c.client_id)
+        ]
         victims = random.sample(candidates, min(decision.move, len(candidates)))
         self.rebalancer.moved(now, [c.client_id for c in victims])
         closed = await node.close_connections(victims, CLOSE_SERVICE_RESTART, "rebalancing")
         stats.moved += closed
-        logger.info("node=%s event=rebalance moved=%d connections=%d share=%.1f room=%d "
-                    "cluster=%d", node.name, closed, len(hub), decision.share or 0,
-                    decision.room, decision.cluster_connections)
+        logger.info(
+            "node=%s event=rebalance moved=%d connections=%d share=%.1f room=%d cluster=%d",
+            node.name,
+            closed,
+            len(hub),
+            decision.share or 0,
+            decision.room,
+            decision.cluster_connections,
+        )
         return decision

@@ -47,9 +47,14 @@ class Drainer:
     closes a batch with a code and a kind of reason, and returns how many it closed.
     """
 
-    def __init__(self, plan: DrainPlan, *, node_name: str,
-                 connections: Callable[[], Sequence[C]],
-                 close: Callable[[list[C], int, str], Awaitable[int]]) -> None:
+    def __init__(
+        self,
+        plan: DrainPlan,
+        *,
+        node_name: str,
+        connections: Callable[[], Sequence[C]],
+        close: Callable[[list[C], int, str], Awaitable[int]],
+    ) -> None:
         self.plan = plan
         self.node_name = node_name
         self._connections = connections
@@ -72,8 +77,13 @@ class Drainer:
         state = DrainState(source=source, started_at=loop.time())
         self.state = state
         state.task = loop.create_task(self._run(state), name=f"wstime:drain:{source}")
-        logger.warning("node=%s event=drain-start source=%s notice=%ss window=%ss",
-                       self.node_name, source, self.plan.notice, self.plan.window)
+        logger.warning(
+            "node=%s event=drain-start source=%s notice=%ss window=%ss",
+            self.node_name,
+            source,
+            self.plan.notice,
+            self.plan.window,
+        )
         return state
 
     def cancel(self) -> bool:
@@ -110,5 +120,9 @@ class Drainer:
             await self._close(batch, CLOSE_SERVICE_RESTART, "node restarting")
             state.closed += len(batch)
             await asyncio.sleep(plan.batch_every)
-        logger.warning("node=%s event=drain-done source=%s closed=%d", self.node_name,
-                       state.source, state.closed)
+        logger.warning(
+            "node=%s event=drain-done source=%s closed=%d",
+            self.node_name,
+            state.source,
+            state.closed,
+        )

@@ -64,13 +64,16 @@ class FullCollectionPacer:
             return NOTHING
         if closes - self.closes_at_freeze > self.churn * max(1, self.connections_frozen):
             return EVERYTHING
-        if (connections > self.connections_at_last * (1 + self.growth)
-                or now - self.last_at >= self.routine_every):
+        if (
+            connections > self.connections_at_last * (1 + self.growth)
+            or now - self.last_at >= self.routine_every
+        ):
             return NEW_OBJECTS
         return NOTHING
 
-    def collected(self, now: float, kind: str, *, connections: int, closes: int,
-                  pause: float) -> None:
+    def collected(
+        self, now: float, kind: str, *, connections: int, closes: int, pause: float
+    ) -> None:
         self.last_at = now
         self.connections_at_last = connections
         if kind == EVERYTHING:
@@ -81,10 +84,15 @@ class FullCollectionPacer:
         self.last_pause = pause
 
 
-async def pace_full_collections(pacer: FullCollectionPacer, *, node_name: str,
-                                connections: Callable[[], int], closes: Callable[[], int],
-                                check_every: float = CHECK_EVERY,
-                                clock: Callable[[], float] = time.monotonic) -> None:
+async def pace_full_collections(
+    pacer: FullCollectionPacer,
+    *,
+    node_name: str,
+    connections: Callable[[], int],
+    closes: Callable[[], int],
+    check_every: float = CHECK_EVERY,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
     """Run the full collections ``pacer`` calls for, until cancelled."""
     young, middle, old = gc.get_threshold()
     gc.set_threshold(young, middle, NEVER)
@@ -100,10 +108,14 @@ async def pace_full_collections(pacer: FullCollectionPacer, *, node_name: str,
             freed = gc.collect(2)
             gc.freeze()
             pause = time.perf_counter() - started
-            pacer.collected(clock(), kind, connections=connections(), closes=closes(),
-                            pause=pause)
-            logger.info("node=%s event=gc-full kind=%s freed=%d pause_ms=%.0f", node_name,
-                        kind, freed, pause * 1000)
+            pacer.collected(clock(), kind, connections=connections(), closes=closes(), pause=pause)
+            logger.info(
+                "node=%s event=gc-full kind=%s freed=%d pause_ms=%.0f",
+                node_name,
+                kind,
+                freed,
+                pause * 1000,
+            )
     finally:
         gc.set_threshold(young, middle, old)
         gc.unfreeze()  # what was frozen is collectable again, as before the task

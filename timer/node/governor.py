@@ -27,11 +27,19 @@ C = TypeVar("C")
 class Governor(Generic[C]):
     """See the module docstring; ``close`` is the node's, which records exact counts first."""
 
-    def __init__(self, *, node_name: str, monitor: Callable[[], HealthMonitor],
-                 drainer: Drainer, shedder: Shedder | None, every: float, counters: NodeCounters,
-                 connections: Callable[[], Sequence[C]],
-                 close: Callable[[list[C], int, str], Awaitable[int]],
-                 choose: Callable[[Sequence[C], int], list[C]] = random.sample) -> None:
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        monitor: Callable[[], HealthMonitor],
+        drainer: Drainer,
+        shedder: Shedder | None,
+        every: float,
+        counters: NodeCounters,
+        connections: Callable[[], Sequence[C]],
+        close: Callable[[list[C], int, str], Awaitable[int]],
+        choose: Callable[[Sequence[C], int], list[C]] = random.sample,
+    ) -> None:
         self.node_name = node_name
         self._monitor = monitor
         self.drainer = drainer
@@ -59,11 +67,17 @@ class Governor(Generic[C]):
         if self.shedder is None or self.drainer.draining:
             return
         connections = self._connections()
-        count = self.shedder.decide(now=now, connections=len(connections), usage=monitor.usage,
-                                    threshold=policy.threshold)
+        count = self.shedder.decide(
+            now=now, connections=len(connections), usage=monitor.usage, threshold=policy.threshold
+        )
         if count:
             victims = self._choose(connections, count)
             closed = await self._close(victims, CLOSE_TRY_AGAIN_LATER, "node overloaded")
             self.counters.shed += closed
-            logger.warning("node=%s event=shed closed=%d usage=%.3f shed_level=%s",
-                           self.node_name, closed, monitor.usage or 0.0, self.shedder.shed_level)
+            logger.warning(
+                "node=%s event=shed closed=%d usage=%.3f shed_level=%s",
+                self.node_name,
+                closed,
+                monitor.usage or 0.0,
+                self.shedder.shed_level,
+            )

@@ -18,8 +18,14 @@ from .loop_lag import LagRecord
 SWEEP_EVERY = 30.0  # seconds between two sweeps of expired sessions from this process's memory
 
 
-async def run_housekeeping(hub: Hub, store: SessionStore, *, channel: Callable[[], str],
-                           interval: float, durations: LagRecord | None = None) -> None:
+async def run_housekeeping(
+    hub: Hub,
+    store: SessionStore,
+    *,
+    channel: Callable[[], str],
+    interval: float,
+    durations: LagRecord | None = None,
+) -> None:
     """Run until cancelled; ``channel`` names the live hash (this node's channel).
 
     ``durations`` records how long each checkpoint took from its snapshot to the raised
@@ -37,7 +43,8 @@ async def run_housekeeping(hub: Hub, store: SessionStore, *, channel: Callable[[
             started = loop.time()
             snapshot = hub.snapshot()
             stored = await store.checkpoint(
-                channel(), [(c.client_id, c.token, n) for c, n in snapshot])
+                channel(), [(c.client_id, c.token, n) for c, n in snapshot]
+            )
             if stored:
                 await hub.confirm(snapshot)
                 if durations is not None:

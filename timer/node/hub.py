@@ -37,11 +37,20 @@ Close = Callable[[int, str], Awaitable[None]]  # close code, reason
 class Connection:
     """One open WebSocket as the ticker sees it."""
 
-    __slots__ = ("client_id", "token", "last_n", "send_text", "close", "closing", "persisted",
-                 "owed_at")
+    __slots__ = (
+        "client_id",
+        "token",
+        "last_n",
+        "send_text",
+        "close",
+        "closing",
+        "persisted",
+        "owed_at",
+    )
 
-    def __init__(self, *, client_id: str, token: str, last_n: int, send_text: SendText,
-                 close: Close) -> None:
+    def __init__(
+        self, *, client_id: str, token: str, last_n: int, send_text: SendText, close: Close
+    ) -> None:
         self.client_id = client_id
         self.token = token
         self.last_n = last_n  # the count of the last frame sent; -1 before the first
@@ -73,8 +82,14 @@ class TickerStats:
 class Hub:
     """Open connections by client id, on a timing wheel driven by :meth:`run_ticker`."""
 
-    def __init__(self, *, node_name: str, interval: float, clock: Callable[[], float],
-                 grace: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        interval: float,
+        clock: Callable[[], float],
+        grace: float | None = None,
+    ) -> None:
         self.node_name = node_name
         self.interval = interval
         self._clock = clock
@@ -192,8 +207,9 @@ class Hub:
                 # several frames to each connection at once. Counts still go up by one a frame.
                 now_step = wheel.step_at(self._clock())
                 self.stats.steps_skipped += now_step - step
-                logger.warning("ticker fell %.2fs behind; skipping %d steps", -delay,
-                               now_step - step)
+                logger.warning(
+                    "ticker fell %.2fs behind; skipping %d steps", -delay, now_step - step
+                )
                 step = now_step
                 continue
             if self.paced_by_layer and step % wheel.slots == 0:
@@ -239,13 +255,25 @@ class Hub:
         self.stats.send_errors += 1
         if isinstance(exc, OSError):
             # A client that closed while its frame was due: expected, so one line.
-            logger.info("node=%s client=%s event=send-failed error=%s; client is leaving",
-                        self.node_name, connection.client_id, type(exc).__name__)
+            logger.info(
+                "node=%s client=%s event=send-failed error=%s; client is leaving",
+                self.node_name,
+                connection.client_id,
+                type(exc).__name__,
+            )
             return
-        logger.error("node=%s client=%s event=send-failed error=%r; closing with %d",
-                     self.node_name, connection.client_id, exc, CLOSE_INTERNAL_ERROR)
+        logger.error(
+            "node=%s client=%s event=send-failed error=%r; closing with %d",
+            self.node_name,
+            connection.client_id,
+            exc,
+            CLOSE_INTERNAL_ERROR,
+        )
         try:
             await connection.close(CLOSE_INTERNAL_ERROR, "")
         except Exception:
-            logger.exception("node=%s client=%s: closing after a failed send failed too",
-                             self.node_name, connection.client_id)
+            logger.exception(
+                "node=%s client=%s: closing after a failed send failed too",
+                self.node_name,
+                connection.client_id,
+            )

@@ -21,8 +21,21 @@ from dataclasses import dataclass, field
 
 PERIOD = 0.05  # seconds the watcher sleeps between two samples
 # Upper bounds of the buckets, in seconds; a last bucket (+Inf) takes the rest.
-BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-                              2.5, 5.0, 10.0)
+BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 def late_by(asked_at: float, period: float, woke_at: float) -> float:
@@ -48,8 +61,7 @@ class LagRecord:
     def add(self, lag: float) -> None:
         """Count one sample of ``lag`` seconds."""
         lag = max(0.0, lag)
-        index = next((i for i, bound in enumerate(self.bounds) if lag <= bound),
-                     len(self.bounds))
+        index = next((i for i, bound in enumerate(self.bounds) if lag <= bound), len(self.bounds))
         self.counts[index] += 1
         self.total += lag
         self.max = max(self.max, lag)
@@ -86,8 +98,9 @@ def bucket_percentile(cumulative: Sequence[tuple[float, float]], p: float) -> fl
     return next(bound for bound, seen in cumulative if seen >= rank)
 
 
-async def watch(record: LagRecord, *, period: float = PERIOD,
-                clock: Callable[[], float] | None = None) -> None:
+async def watch(
+    record: LagRecord, *, period: float = PERIOD, clock: Callable[[], float] | None = None
+) -> None:
     """Sleep ``period`` over and over, recording how late each wake-up came; never returns."""
     now = clock or asyncio.get_running_loop().time
     while True:

@@ -75,9 +75,13 @@ class Node:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counters = NodeCounters()
         self.drainer = Drainer(
-            DrainPlan(notice=cfg.drain_notice, window=cfg.drain_window,
-                      deadline=cfg.drain_deadline),
-            node_name=self.name, connections=self.connections, close=self.close_connections)
+            DrainPlan(
+                notice=cfg.drain_notice, window=cfg.drain_window, deadline=cfg.drain_deadline
+            ),
+            node_name=self.name,
+            connections=self.connections,
+            close=self.close_connections,
+        )
         # Handshakes in progress by client id (see timer.core.reservations); the consumer
         # reserves before its first await, and the inbox marks one another node took over.
         self.reservations = Reservations()
@@ -106,56 +110,111 @@ class Node:
         # Opens wait out this grace after Redis lost its data: three checkpoints of every node,
         # time for each to write its recently closed sessions back.
         store = self.store = open_store(
-            redis_url=cfg.redis_url, ttl=cfg.session_ttl, pool_size=cfg.redis_pool_size,
-            recovery_grace=max(1.0, 3 * cfg.tick_interval))
+            redis_url=cfg.redis_url,
+            ttl=cfg.session_ttl,
+            pool_size=cfg.redis_pool_size,
+            recovery_grace=max(1.0, 3 * cfg.tick_interval),
+        )
         hub.lease = store.shared
         self.tasks = [supervise.supervise("ticker", hub.run_ticker)]
         if self.layer is not None:
             self.channel_name = await self._new_channel()
             hub.paced_by_layer = True
-            link = ChannelLink(self.layer, self.channel_name, hub, node_name=self.name,
-                               interval=cfg.tick_interval, take_over=self.take_over)
-            self.tasks += [supervise.supervise("clock", link.run_clock),
-                           supervise.supervise("inbox", link.run_inbox)]
-        self.tasks.append(supervise.supervise("housekeeping", lambda: run_housekeeping(
-            hub, store, channel=lambda: self.channel_name, interval=cfg.tick_interval,
-            durations=self.checkpoint_durations)))
+            link = ChannelLink(
+                self.layer,
+                self.channel_name,
+                hub,
+                node_name=self.name,
+                interval=cfg.tick_interval,
+                take_over=self.take_over,
+            )
+            self.tasks += [
+                supervise.supervise("clock", link.run_clock),
+                supervise.supervise("inbox", link.run_inbox),
+            ]
+        self.tasks.append(
+            supervise.supervise(
+                "housekeeping",
+                lambda: run_housekeeping(
+                    hub,
+                    store,
+                    channel=lambda: self.channel_name,
+                    interval=cfg.tick_interval,
+                    durations=self.checkpoint_durations,
+                ),
+            )
+        )
         sampler = Sampler(
-            get_monitor(), node_name=self.name, interval=cfg.sample_interval,
-            interfaces=cfg.net_interfaces, link_capacity=cfg.link_capacity,
-            policy_every=cfg.policy_cache_seconds, connections=self.connection_count)
+            get_monitor(),
+            node_name=self.name,
+            interval=cfg.sample_interval,
+            interfaces=cfg.net_interfaces,
+            link_capacity=cfg.link_capacity,
+            policy_every=cfg.policy_cache_seconds,
+            connections=self.connection_count,
+        )
         self.tasks.append(supervise.supervise("sampler", sampler.run))
-        shedder = (Shedder(shed_level=cfg.shed_level,
-                           fraction_per_round=min(1.0, cfg.shed_fraction * cfg.sample_interval),
-                           window=cfg.net_window)
-                   if cfg.shed_enabled else None)
-        governor = Governor(node_name=self.name, monitor=get_monitor, drainer=self.drainer,
-                            shedder=shedder, every=cfg.sample_interval, counters=self.counters,
-                            connections=self.connections, close=self.close_connections)
+        shedder = (
+            Shedder(
+                shed_level=cfg.shed_level,
+                fraction_per_round=min(1.0, cfg.shed_fraction * cfg.sample_interval),
+                window=cfg.net_window,
+            )
+            if cfg.shed_enabled
+            else None
+        )
+        governor = Governor(
+            node_name=self.name,
+            monitor=get_monitor,
+            drainer=self.drainer,
+            shedder=shedder,
+            every=cfg.sample_interval,
+            counters=self.counters,
+            connections=self.connections,
+            close=self.close_connections,
+        )
         self.tasks.append(supervise.supervise("governor", governor.run))
         self.tasks.append(supervise.supervise("loop-lag", lambda: watch(self.loop_lag)))
         if cfg.gc_full_every > 0:
-            self.tasks.append(supervise.supervise("gc", lambda: pace_full_collections(
-                self.gc_pacer, node_name=self.name, connections=self.connection_count,
-                closes=lambda: sum(self.counters.closes_by_code.values()))))
+            self.tasks.append(
+                supervise.supervise(
+                    "gc",
+                    lambda: pace_full_collections(
+                        self.gc_pacer,
+                        node_name=self.name,
+                        connections=self.connection_count,
+                        closes=lambda: sum(self.counters.closes_by_code.values()),
+                    ),
+                )
+            )
         if cfg.redis_url:
             self.cluster = ClusterTask(self)
             self.tasks.append(supervise.supervise("cluster", self.cluster.run))
         if cfg.agent_port is not None:
-            self.tasks.append(supervise.supervise("agent", lambda: serve_agent(
-                cfg.agent_bind, cfg.agent_port, self.agent_reply)))
+            self.tasks.append(
+                supervise.supervise(
+                    "agent", lambda: serve_agent(cfg.agent_bind, cfg.agent_port, self.agent_reply)
+                )
+            )
         self._loop = loop
-        logger.info("node %s started: interval %ss, %s sessions, channel %s", self.name,
-                    cfg.tick_interval, "Redis" if store.shared else "in-memory",
-                    self.channel_name or "-")
+        logger.info(
+            "node %s started: interval %ss, %s sessions, channel %s",
+            self.name,
+            cfg.tick_interval,
+            "Redis" if store.shared else "in-memory",
+            self.channel_name or "-",
+        )
 
     async def _new_channel(self) -> str:
         try:
             name: str = await self.layer.new_channel(prefix="wstime.node.")
             return name
         except (RedisError, OSError) as exc:  # the layer is optional for ticking
-            logger.warning("node=%s channel layer unreachable at start (%s); ticking on the "
-                           "node's own clock", self.name, type(exc).__name__)
+            logger.warning(
+                "node=%s channel layer unreachable at start (%s); ticking on the node's own clock",
+                self.name,
+                type(exc).__name__,
+            )
             # A deterministic name still lets the inbox subscribe once the layer is back.
             return f"wstime.node.{self.name}!{int(self.started_at * 1000)}"
 
@@ -200,14 +259,22 @@ class Node:
             self.counters.sessions_new += 1
         else:
             self.counters.sessions_resumed += 1
-        if (previous is not None and previous.state == LIVE and previous.token != token
-                and previous.owner_channel and previous.owner_channel != self.channel_name):
+        if (
+            previous is not None
+            and previous.state == LIVE
+            and previous.token != token
+            and previous.owner_channel
+            and previous.owner_channel != self.channel_name
+        ):
             try:
-                await send_takeover(self.layer, previous.owner_channel, client_id,
-                                    previous.token)
+                await send_takeover(self.layer, previous.owner_channel, client_id, previous.token)
             except Exception:  # noqa: BLE001 - the old connection then ends on its own
-                logger.warning("node=%s client=%s could not reach %s to take the session over",
-                               self.name, client_id, previous.owner_channel)
+                logger.warning(
+                    "node=%s client=%s could not reach %s to take the session over",
+                    self.name,
+                    client_id,
+                    previous.owner_channel,
+                )
         return opening
 
     async def take_over(self, client_id: str, token: str) -> None:
@@ -219,8 +286,11 @@ class Node:
         elif self.reservations.take_over(client_id, token):
             # The older connection is still in its handshake: it gives up (4001) instead of
             # attaching once the handshake ends.
-            logger.info("node=%s client=%s event=takeover-pending: a newer connection holds "
-                        "the session", self.name, client_id)
+            logger.info(
+                "node=%s client=%s event=takeover-pending: a newer connection holds the session",
+                self.name,
+                client_id,
+            )
 
     async def take_over_local(self, connection: Connection) -> None:
         assert self.hub is not None and self.store is not None
@@ -228,13 +298,15 @@ class Node:
             return
         self.counters.takeovers += 1
         connection.closing = True
-        logger.info("node=%s client=%s event=takeover: a newer connection holds the session",
-                    self.name, connection.client_id)
+        logger.info(
+            "node=%s client=%s event=takeover: a newer connection holds the session",
+            self.name,
+            connection.client_id,
+        )
         await self.store.close(connection.client_id, connection.token, connection.last_n)
         await connection.close(CLOSE_SESSION_TAKEN_OVER, "session taken over")
 
-    async def close_connections(self, connections: list[Connection], code: int,
-                                kind: str) -> int:
+    async def close_connections(self, connections: list[Connection], code: int, kind: str) -> int:
         """Record the exact counts, then close each still-attached connection with ``code``.
 
         Each close carries a random reconnect hint so that the reconnects spread out.
@@ -249,8 +321,7 @@ class Node:
             try:
                 await connection.close(code, close_reason(kind, hint))
             except Exception:
-                logger.exception("node=%s client=%s close failed", self.name,
-                                 connection.client_id)
+                logger.exception("node=%s client=%s close failed", self.name, connection.client_id)
         return len(leaving)
 
     # --- drain
@@ -281,8 +352,7 @@ class Node:
     def agent_reply(self) -> str:
         """The HAProxy agent-check line for this node right now."""
         report = self.health_report()
-        return agent_reply(report, draining=report.status == DRAINING,
-                           stale=report.status == STALE)
+        return agent_reply(report, draining=report.status == DRAINING, stale=report.status == STALE)
 
 
 _node: Node | None = None

@@ -73,18 +73,26 @@ def supervise(
             try:
                 await run()
                 state.last_error = "returned"
-                logger.error("background task %s returned; restarting it within %.1fs", name,
-                             back_off(started))
+                logger.error(
+                    "background task %s returned; restarting it within %.1fs",
+                    name,
+                    back_off(started),
+                )
             except asyncio.CancelledError:
                 state.running = False
                 raise
             except Exception as exc:
                 state.last_error = type(exc).__name__
-                logger.exception("background task %s died; restarting it within %.1fs", name,
-                                 back_off(started))
+                logger.exception(
+                    "background task %s died; restarting it within %.1fs", name, back_off(started)
+                )
             if state.failures == CRASH_LOOP_FAILURES:
-                logger.error("background task %s is crash-looping (%d short runs in a row, "
-                             "last error %s)", name, state.failures, state.last_error)
+                logger.error(
+                    "background task %s is crash-looping (%d short runs in a row, last error %s)",
+                    name,
+                    state.failures,
+                    state.last_error,
+                )
             await asyncio.sleep(state.delay * random.uniform(0.5, 1.0))
 
     state.task = asyncio.get_running_loop().create_task(loop(), name=f"wstime:{name}")

@@ -28,10 +28,17 @@ def server_patch_messages(patches: Iterable[Patch], **kwargs) -> list[CheckMessa
         if not found:
             continue
         kind = Error if patch.required else Warning
-        effect = ("the node would serve without it" if patch.required
-                  else "it is skipped; the node only loses speed")
-        messages.append(kind(
-            f"The server patch {patch.name!r} ({patch.module}) cannot apply: "
-            f"{'; '.join(found)}; {effect}.",
-            hint=patching.hint(patch), id=patch.check_id))
+        effect = (
+            "the node would serve without it"
+            if patch.required
+            else "it is skipped; the node only loses speed"
+        )
+        messages.append(
+            kind(
+                f"The server patch {patch.name!r} ({patch.module}) cannot apply: "
+                f"{'; '.join(found)}; {effect}.",
+                hint=patching.hint(patch),
+                id=patch.check_id,
+            )
+        )
     return messages

@@ -30,7 +30,8 @@ MAX_REASON_BYTES = 123  # RFC 6455: a close frame's payload is at most 125 bytes
 # Codes a server may send: RFC 6455 / IANA registered ones (not 1004-1006 and 1015, which must
 # never be sent), and the 3000-4999 ranges.
 SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)}) | frozenset(
-    range(3000, 5000))
+    range(3000, 5000)
+)
 
 
 def needs() -> list[Need]:
@@ -74,5 +75,12 @@ def install() -> None:
     WebSocketProtocol.handle_reply = mark(handle_reply, original, NAME)
 
 
-PATCH = Patch(name=NAME, check_id="timer.E011", required=True, versions=VERSIONS, needs=needs,
-              install=install, module=__name__)
+PATCH = Patch(
+    name=NAME,
+    check_id="timer.E011",
+    required=True,
+    versions=VERSIONS,
+    needs=needs,
+    install=install,
+    module=__name__,
+)

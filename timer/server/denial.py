@@ -55,10 +55,13 @@ def install() -> None:
     def handle_reply(self: Any, message: dict[str, Any]) -> Any:
         kind = message.get("type")
         if kind == "websocket.http.response.start" and hasattr(self, "handshake_deferred"):
-            self._denial = (int(message["status"]), [
-                (name.decode("latin1"), value.decode("latin1"))
-                for name, value in message.get("headers", [])
-            ])
+            self._denial = (
+                int(message["status"]),
+                [
+                    (name.decode("latin1"), value.decode("latin1"))
+                    for name, value in message.get("headers", [])
+                ],
+            )
             return None
         if kind == "websocket.http.response.body" and getattr(self, "_denial", None):
             status, self._denial_headers = self._denial
@@ -70,15 +73,22 @@ def install() -> None:
             return None
         return original(self, message)
 
-    def fail_handshake(self: Any, reason: str, code: int = 400,
-                       responseHeaders: Any = None) -> Any:
+    def fail_handshake(self: Any, reason: str, code: int = 400, responseHeaders: Any = None) -> Any:
         headers = responseHeaders or getattr(self, "_denial_headers", None)
         return WebSocketServerProtocol.failHandshake(self, reason, code, headers)
 
     WebSocketProtocol.handle_reply = mark(handle_reply, original, NAME)
-    WebSocketProtocol.failHandshake = mark(fail_handshake, WebSocketServerProtocol.failHandshake,
-                                           NAME)
+    WebSocketProtocol.failHandshake = mark(
+        fail_handshake, WebSocketServerProtocol.failHandshake, NAME
+    )
 
 
-PATCH = Patch(name=NAME, check_id="timer.E012", required=True, versions=VERSIONS, needs=needs,
-              install=install, module=__name__)
+PATCH = Patch(
+    name=NAME,
+    check_id="timer.E012",
+    required=True,
+    versions=VERSIONS,
+    needs=needs,
+    install=install,
+    module=__name__,
+)

@@ -48,9 +48,15 @@ def install() -> None:
         return
 
     def write(self: Any, data: bytes) -> None:
-        if (data and type(data) is bytes and self.connected and not self._writeDisconnected
-                and not self.disconnecting and not self._tempDataBuffer
-                and self.offset >= len(self.dataBuffer)):
+        if (
+            data
+            and type(data) is bytes
+            and self.connected
+            and not self._writeDisconnected
+            and not self.disconnecting
+            and not self._tempDataBuffer
+            and self.offset >= len(self.dataBuffer)
+        ):
             try:
                 sent = self.socket.send(data)
             except OSError:
@@ -63,5 +69,12 @@ def install() -> None:
     tcp.Connection.write = mark(write, buffered_write, NAME)  # type: ignore[method-assign]
 
 
-PATCH = Patch(name=NAME, check_id="timer.W012", required=False, versions=VERSIONS, needs=needs,
-              install=install, module=__name__)
+PATCH = Patch(
+    name=NAME,
+    check_id="timer.W012",
+    required=False,
+    versions=VERSIONS,
+    needs=needs,
+    install=install,
+    module=__name__,
+)

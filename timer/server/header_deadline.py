@@ -79,14 +79,18 @@ class HeaderDeadlines:
             transport = channel.transport
             since = getattr(channel, _SINCE, None)
             # The protocol the transport delivers to (TLS wraps it; an upgrade replaces it).
-            receiver = getattr(transport, "wrappedProtocol",
-                               getattr(transport, "protocol", protocol))
+            receiver = getattr(
+                transport, "wrappedProtocol", getattr(transport, "protocol", protocol)
+            )
             if since is _CLOSED or transport is None or receiver is not protocol:
                 del self._tracked[protocol]  # closed, or handed over to a WebSocket protocol
                 continue
             if since is not None and now - since >= self.seconds:
-                logger.info("closing a connection from %s: request headers not complete after "
-                            "%ss", _peer(transport), self.seconds)
+                logger.info(
+                    "closing a connection from %s: request headers not complete after %ss",
+                    _peer(transport),
+                    self.seconds,
+                )
                 del self._tracked[protocol]
                 transport.abortConnection()
         if self._tracked:
@@ -115,8 +119,10 @@ def needs() -> list[Need]:
     return [
         attribute(HTTPFactory, "buildProtocol"),
         assigned_in(http.HTTPFactory.__init__, "reactor"),
-        Need("twisted.web.http._GenericHTTPChannelProtocol wraps its channel as _channel",
-             hasattr(wrapper, "_channel")),
+        Need(
+            "twisted.web.http._GenericHTTPChannelProtocol wraps its channel as _channel",
+            hasattr(wrapper, "_channel"),
+        ),
         *(attribute(http.HTTPChannel, name) for name in _CHANNEL_METHODS),
     ]
 
@@ -175,5 +181,12 @@ def install(seconds: float) -> None:
     HTTPFactory.buildProtocol = mark(buildProtocol, build, NAME)
 
 
-PATCH = Patch(name=NAME, check_id="timer.E015", required=True, versions=VERSIONS, needs=needs,
-              install=lambda: install(config().header_timeout), module=__name__)
+PATCH = Patch(
+    name=NAME,
+    check_id="timer.E015",
+    required=True,
+    versions=VERSIONS,
+    needs=needs,
+    install=lambda: install(config().header_timeout),
+    module=__name__,
+)

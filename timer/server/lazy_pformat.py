@@ -63,5 +63,12 @@ def install() -> None:
     autobahn_protocol.Timings.__str__ = mark(_timings_str, original_str, NAME)  # type: ignore[method-assign]
 
 
-PATCH = Patch(name=NAME, check_id="timer.W011", required=False, versions=VERSIONS, needs=needs,
-              install=install, module=__name__)
+PATCH = Patch(
+    name=NAME,
+    check_id="timer.W011",
+    required=False,
+    versions=VERSIONS,
+    needs=needs,
+    install=install,
+    module=__name__,
+)

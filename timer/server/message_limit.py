@@ -66,5 +66,12 @@ def install_limit(limit: int) -> None:
     WebSocketFactory.setProtocolOptions = set_protocol_options
 
 
-PATCH = Patch(name=NAME, check_id="timer.E014", required=True, versions=VERSIONS, needs=needs,
-              install=lambda: install_limit(config().max_client_frame), module=__name__)
+PATCH = Patch(
+    name=NAME,
+    check_id="timer.E014",
+    required=True,
+    versions=VERSIONS,
+    needs=needs,
+    install=lambda: install_limit(config().max_client_frame),
+    module=__name__,
+)

@@ -103,8 +103,9 @@ def installed_version(distribution: str) -> str | None:
         return None
 
 
-def problems(patch: Patch, *,
-             version_of: Callable[[str], str | None] = installed_version) -> list[str]:
+def problems(
+    patch: Patch, *, version_of: Callable[[str], str | None] = installed_version
+) -> list[str]:
     """Everything that makes ``patch`` unsafe to apply here; empty if it may be applied."""
     found = []
     for distribution, allowed in patch.versions.items():
@@ -130,8 +131,10 @@ def problems(patch: Patch, *,
 def hint(patch: Patch) -> str:
     """How to fix a patch that cannot apply: the tested releases, and where it is explained."""
     pins = ", ".join(f"{name}{allowed}" for name, allowed in patch.versions.items())
-    return (f"Install the tested releases ({pins}; pyproject.toml and requirements/ pin them), "
-            f"or update {patch.module} to the new release and its tests/server canaries.")
+    return (
+        f"Install the tested releases ({pins}; pyproject.toml and requirements/ pin them), "
+        f"or update {patch.module} to the new release and its tests/server canaries."
+    )
 
 
 def apply(patch: Patch, **kwargs: Any) -> bool:
@@ -143,11 +146,18 @@ def apply(patch: Patch, **kwargs: Any) -> bool:
         return True
     found = problems(patch, **kwargs)
     if found:
-        effect = ("the node runs WITHOUT it" if patch.required
-                  else "skipped; the node works, only slower")
-        logger.log(logging.ERROR if patch.required else logging.WARNING,
-                   "server patch %r not applied (%s): %s; %s. %s", patch.name, patch.check_id,
-                   "; ".join(found), effect, hint(patch))
+        effect = (
+            "the node runs WITHOUT it" if patch.required else "skipped; the node works, only slower"
+        )
+        logger.log(
+            logging.ERROR if patch.required else logging.WARNING,
+            "server patch %r not applied (%s): %s; %s. %s",
+            patch.name,
+            patch.check_id,
+            "; ".join(found),
+            effect,
+            hint(patch),
+        )
         return False
     patch.install()
     _installed.add(patch.name)

@@ -51,13 +51,23 @@ def install() -> None:
         # Returns daphne's own coroutine for the caller to await: no extra coroutine per frame.
         if message.get("type") == "websocket.send":
             details = self.connections.get(protocol)
-            if (details is None or details.get("disconnected")
-                    or protocol.state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED)):
+            if (
+                details is None
+                or details.get("disconnected")
+                or protocol.state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED)
+            ):
                 raise ClientDisconnected("the client closed the connection")
         return original(self, protocol, message)
 
     Server.handle_reply = mark(handle_reply, original, NAME)
 
 
-PATCH = Patch(name=NAME, check_id="timer.E013", required=True, versions=VERSIONS, needs=needs,
-              install=install, module=__name__)
+PATCH = Patch(
+    name=NAME,
+    check_id="timer.E013",
+    required=True,
+    versions=VERSIONS,
+    needs=needs,
+    install=install,
+    module=__name__,
+)

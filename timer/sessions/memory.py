@@ -45,8 +45,9 @@ class MemorySessionStore:
     def records(self) -> list[tuple[str, SessionRecord]]:
         """Every record still within its lifetime, with its client id."""
         now = self._clock()
-        return [(key, record) for key, (deadline, record) in self._records.items()
-                if deadline > now]
+        return [
+            (key, record) for key, (deadline, record) in self._records.items() if deadline > now
+        ]
 
     def expire(self) -> int:
         """Forget every record past its lifetime; return how many went."""
@@ -62,8 +63,7 @@ class MemorySessionStore:
         self.put(client_id, SessionRecord(last_n, LIVE, token))
         return Opening(last_n=last_n, previous=previous)
 
-    async def checkpoint(self, owner_channel: str,
-                         entries: Iterable[tuple[str, str, int]]) -> bool:
+    async def checkpoint(self, owner_channel: str, entries: Iterable[tuple[str, str, int]]) -> bool:
         """Keep each connection's count (client id, token, last count); always True."""
         for client_id, token, last_n in entries:
             current = self.get(client_id)

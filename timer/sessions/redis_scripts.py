@@ -58,7 +58,9 @@ end
 # Refused: this node knew another epoch (Redis lost its data since this node's last checkpoint,
 # which will write its sessions back), or the epoch is a recovery younger than the grace (other
 # nodes may not have written theirs back yet). Opening then could reset a count.
-OPEN = _BUCKETS + """
+OPEN = (
+    _BUCKETS
+    + """
 local epoch = redis.call('GET', ARGV[9])
 if ARGV[10] ~= '' and epoch ~= ARGV[10] then return {false, epoch, 0, -1} end
 if epoch then
@@ -105,13 +107,16 @@ redis.call('HSET', buckets[1], ARGV[4], last .. '|L|' .. ARGV[5])
 redis.call('PEXPIRE', buckets[1], ARGV[6])
 return {previous, epoch, 1, last}
 """
+)
 
 # Record a connection's exact last count. ARGV after the prologue's: 4 client id, 5 token,
 # 6 last count, 7 expiry in ms. Returns 1 when written; 2 when another connection holds the
 # session with a lower count (its owner and state stay, its count is raised: counts only go up
 # over a session's life, so the higher one is the newer, "max wins"); 0 when refused (another
 # connection holds the session at this count or higher).
-CLOSE = _BUCKETS + """
+CLOSE = (
+    _BUCKETS
+    + """
 local count = tonumber(ARGV[6])
 local current = newest_record(ARGV[4])
 if current then
@@ -127,6 +132,7 @@ redis.call('HSET', buckets[1], ARGV[4], count .. '|C|' .. ARGV[5])
 redis.call('PEXPIRE', buckets[1], ARGV[7])
 return 1
 """
+)
 
 # Replace one node's live counts. KEYS: none. ARGV: 1 live hash, 2 node channel, 3 registry key,
 # 4 expiry in ms, 5 epoch key, 6 the epoch this node knows ('' if none), 7 this checkpoint's

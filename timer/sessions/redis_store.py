@@ -115,9 +115,12 @@ class ClaimBatcher:
             await ready.wait()
             ready.clear()
             while self._waiting:
-                batch = [(args, future) for args, future in self._waiting[:self._batch]
-                         if not future.done()]  # a handshake cancelled meanwhile claims nothing
-                del self._waiting[:self._batch]
+                batch = [
+                    (args, future)
+                    for args, future in self._waiting[: self._batch]
+                    if not future.done()
+                ]  # a handshake cancelled meanwhile claims nothing
+                del self._waiting[: self._batch]
                 if batch:
                     await self._deliver(batch)
 
@@ -194,9 +197,16 @@ class RedisSessionStore:
         self.replayed = 0  # closed sessions written back after Redis lost its data
 
     @classmethod
-    def from_url(cls, url: str, *, ttl: float, pool_size: int, socket_timeout: float = 5.0,
-                 recovery_grace: float = 3.0,
-                 pending_max: int = PENDING_MAX) -> RedisSessionStore:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        ttl: float,
+        pool_size: int,
+        socket_timeout: float = 5.0,
+        recovery_grace: float = 3.0,
+        pending_max: int = PENDING_MAX,
+    ) -> RedisSessionStore:
         # A blocking pool waits for a free connection under bursts (a failover's handshakes)
         # instead of raising MaxConnectionsError. An unreachable Redis fails fast at connect
         # (1 s, tried twice), which frees the pool; a reply slower than socket_timeout is
@@ -215,8 +225,13 @@ class RedisSessionStore:
             )
             return aioredis.Redis(connection_pool=pool)
 
-        return cls(client(pool_size), ttl=ttl, recovery_grace=recovery_grace,
-                   pending_max=pending_max, lease_client=client(LEASE_POOL_SIZE))
+        return cls(
+            client(pool_size),
+            ttl=ttl,
+            recovery_grace=recovery_grace,
+            pending_max=pending_max,
+            lease_client=client(LEASE_POOL_SIZE),
+        )
 
     def _bucket_args(self) -> list[str | int]:
         return [KEY_PREFIX, int(self.bucket_seconds * 1000), self.buckets_to_read]
@@ -230,9 +245,12 @@ class RedisSessionStore:
         if ok and not self.available:
             logger.warning("Redis reachable again; session state is being written back")
         elif not ok and self.available:
-            logger.error("Redis unreachable (%s: %s); connections pause at their stored count "
-                         "and handshakes are refused until it answers", action,
-                         type(exc).__name__)
+            logger.error(
+                "Redis unreachable (%s: %s); connections pause at their stored count "
+                "and handshakes are refused until it answers",
+                action,
+                type(exc).__name__,
+            )
         self.available = ok
 
     async def open(self, client_id: str, token: str, *, last_seen: int = -1) -> Opening:
@@ -251,9 +269,20 @@ class RedisSessionStore:
         # And the client may know a newer count than both (Redis lost it): never go below it.
         floor = max(local_record.last_n if local_record is not None else -1, last_seen)
         try:
-            raw, epoch, claimed, last = await self._claims.claim([
-                *self._bucket_args(), client_id, token, self._expiry_ms(), LIVE_PREFIX,
-                NODES_KEY, EPOCH_KEY, self.epoch, int(self.recovery_grace * 1000), floor])
+            raw, epoch, claimed, last = await self._claims.claim(
+                [
+                    *self._bucket_args(),
+                    client_id,
+                    token,
+                    self._expiry_ms(),
+                    LIVE_PREFIX,
+                    NODES_KEY,
+                    EPOCH_KEY,
+                    self.epoch,
+                    int(self.recovery_grace * 1000),
+                    floor,
+                ]
+            )
         except RedisTimeoutError as exc:
             # Redis (or this busy process) is slow, not gone: the claim may even have been
             # made. Starting the count from memory could repeat or reset it, so refuse.
@@ -286,16 +315,22 @@ class RedisSessionStore:
     def live_key(self, owner_channel: str) -> str:
         return f"{LIVE_PREFIX}{owner_channel}"
 
-    async def checkpoint(self, owner_channel: str,
-                         entries: Iterable[tuple[str, str, int]]) -> bool:
+    async def checkpoint(self, owner_channel: str, entries: Iterable[tuple[str, str, int]]) -> bool:
         """Replace this node's live counts with ``entries`` (client id, token, last count).
 
         Return True once Redis holds them: only then may the node raise its connections' leases.
         If Redis lost its data since the last checkpoint, this one also writes back the
         sessions closed on this node within the TTL.
         """
-        args: list[str | int] = [self.live_key(owner_channel), owner_channel, NODES_KEY, self._expiry_ms(),
-                      EPOCH_KEY, self.epoch, next(self._checkpoints)]
+        args: list[str | int] = [
+            self.live_key(owner_channel),
+            owner_channel,
+            NODES_KEY,
+            self._expiry_ms(),
+            EPOCH_KEY,
+            self.epoch,
+            next(self._checkpoints),
+        ]
         entries = list(entries)
         live = {client_id for client_id, _, _ in entries}
         # A held close keeps its count in the live hash until it is written: the claim alone
@@ -314,16 +349,23 @@ class RedisSessionStore:
         self._mark(True, "checkpoint")
         epoch = _text(epoch)
         if self.epoch and epoch != self.epoch:
-            logger.warning("Redis lost its session data (epoch %s, was %s); live sessions "
-                           "written back, replaying the recently closed ones", epoch, self.epoch)
+            logger.warning(
+                "Redis lost its session data (epoch %s, was %s); live sessions "
+                "written back, replaying the recently closed ones",
+                epoch,
+                self.epoch,
+            )
             self.epoch = epoch
             await self._replay_closed()
         self.epoch = epoch
         return bool(applied)
 
     async def _replay_closed(self) -> None:
-        closed = [(client_id, record.token, record.last_n)
-                  for client_id, record in self.local.records() if record.state == CLOSED]
+        closed = [
+            (client_id, record.token, record.last_n)
+            for client_id, record in self.local.records()
+            if record.state == CLOSED
+        ]
         for client_id, token, last_n in closed:
             self._pending_closes.setdefault(client_id, (token, last_n))
         self.replayed += await self.flush_pending()
@@ -360,24 +402,40 @@ class RedisSessionStore:
         for (client_id, token, last_n), reply in zip(entries, replies, strict=False):
             self._check_reply(reply, client_id, token, last_n, "close")
 
-    async def _write_close(self, client_id: str, token: str, last_n: int,
-                           client: Any = None) -> Any:
-        return await self._close(keys=[], client=client, args=[
-            *self._bucket_args(), client_id, token, last_n, self._expiry_ms()])
+    async def _write_close(
+        self, client_id: str, token: str, last_n: int, client: Any = None
+    ) -> Any:
+        return await self._close(
+            keys=[],
+            client=client,
+            args=[*self._bucket_args(), client_id, token, last_n, self._expiry_ms()],
+        )
 
-    def _check_reply(self, reply: object, client_id: str, token: str, last_n: int, action: str) -> None:
+    def _check_reply(
+        self, reply: object, client_id: str, token: str, last_n: int, action: str
+    ) -> None:
         if reply == REFUSED:
             # Normal after a takeover (the newer connection resumed past this count), so
             # counted and logged, not an error; a write-back's refusal is worth a warning.
             self.refused_writes += 1
-            logger.log(logging.INFO if action == "close" else logging.WARNING,
-                       "client=%s event=%s-refused token=%s last=%d: a newer connection "
-                       "holds the session at this count or higher", client_id, action, token,
-                       last_n)
+            logger.log(
+                logging.INFO if action == "close" else logging.WARNING,
+                "client=%s event=%s-refused token=%s last=%d: a newer connection "
+                "holds the session at this count or higher",
+                client_id,
+                action,
+                token,
+                last_n,
+            )
         elif reply == RAISED:
-            logger.info("client=%s event=%s-raised token=%s last=%d: another connection's "
-                        "lower record raised to this count (max wins)", client_id, action,
-                        token, last_n)
+            logger.info(
+                "client=%s event=%s-raised token=%s last=%d: another connection's "
+                "lower record raised to this count (max wins)",
+                client_id,
+                action,
+                token,
+                last_n,
+            )
 
     async def flush_pending(self) -> int:
         """Write back the closes held back by an outage ("max wins"); return how many went.
@@ -389,7 +447,7 @@ class RedisSessionStore:
         written = 0
         held = list(self._pending_closes.items())
         for start in range(0, len(held), FLUSH_BATCH):
-            batch = held[start:start + FLUSH_BATCH]
+            batch = held[start : start + FLUSH_BATCH]
             try:
                 async with self._lease_redis.pipeline(transaction=False) as pipe:
                     for client_id, (token, last_n) in batch:

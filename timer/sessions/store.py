@@ -47,8 +47,7 @@ class SessionStore(Protocol):
         Raises :class:`SessionStoreBusy` when the claim cannot be stored now.
         """
 
-    async def checkpoint(self, owner_channel: str,
-                         entries: list[tuple[str, str, int]]) -> bool:
+    async def checkpoint(self, owner_channel: str, entries: list[tuple[str, str, int]]) -> bool:
         """Store the live counts (client id, token, last count) of this node's connections.
 
         Return True once they are stored: the hub may then raise those connections' leases.

@@ -35,8 +35,9 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def node_row(state: NodeState, history: Iterable[HistoryEntry] | None, *,
-             stale_after: float) -> dict[str, Any]:
+def node_row(
+    state: NodeState, history: Iterable[HistoryEntry] | None, *, stale_after: float
+) -> dict[str, Any]:
     """One node's row for the page's JSON; ``history`` None: none kept (no Redis)."""
     status, reason = row_state(state, stale_after=stale_after)
     return {
@@ -55,8 +56,9 @@ def node_row(state: NodeState, history: Iterable[HistoryEntry] | None, *,
         "redis": state.redis,
         "age": round(state.age, 2),
         "reported_at_ms": state.reported_at_ms or None,
-        "history": None if history is None else [
-            [e.reported_at_ms, _round(e.usage), e.connections] for e in history],
+        "history": None
+        if history is None
+        else [[e.reported_at_ms, _round(e.usage), e.connections] for e in history],
     }
 
 
@@ -76,10 +78,18 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def page_data(states: list[NodeState], histories: Mapping[str, list[HistoryEntry]] | None, *,
-              stale_after: float, source: str) -> dict[str, Any]:
+def page_data(
+    states: list[NodeState],
+    histories: Mapping[str, list[HistoryEntry]] | None,
+    *,
+    stale_after: float,
+    source: str,
+) -> dict[str, Any]:
     """The JSON the page polls: ``source`` says where it came from (``redis`` or ``local``)."""
-    rows = [node_row(s, None if histories is None else histories.get(s.name, []),
-                     stale_after=stale_after) for s in states]
-    return {"source": source, "stale_after": stale_after, "nodes": rows,
-            "totals": totals(rows)}
+    rows = [
+        node_row(
+            s, None if histories is None else histories.get(s.name, []), stale_after=stale_after
+        )
+        for s in states
+    ]
+    return {"source": source, "stale_after": stale_after, "nodes": rows, "totals": totals(rows)}

@@ -44,9 +44,9 @@ HTTP_SERVICE_UNAVAILABLE = 503  # Redis configured but unreadable
 
 # One reader per event loop (an asyncio Redis client belongs to the loop that made it), so a
 # poll costs the two reads and no connection set-up.
-_readers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
-                                    dict[tuple[str, float], ClusterState]] = (
-    weakref.WeakKeyDictionary())
+_readers: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, float], ClusterState]
+] = weakref.WeakKeyDictionary()
 
 
 def _reader(url: str, ttl: float) -> ClusterState:
@@ -55,11 +55,14 @@ def _reader(url: str, ttl: float) -> ClusterState:
     if reader is None:
         # A blocking pool: several admins polling at once wait for a connection, never fail.
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=READER_CONNECTIONS,
-            timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT,
-            socket_connect_timeout=REDIS_TIMEOUT)
-        reader = per_loop[(url, ttl)] = ClusterState(aioredis.Redis(connection_pool=pool),
-                                                     ttl=ttl)
+            url,
+            decode_responses=True,
+            max_connections=READER_CONNECTIONS,
+            timeout=REDIS_TIMEOUT,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+        )
+        reader = per_loop[(url, ttl)] = ClusterState(aioredis.Redis(connection_pool=pool), ttl=ttl)
     return reader
 
 
@@ -73,8 +76,9 @@ async def cluster_data() -> dict:
         return page_data([node_state(node)], None, stale_after=stale_after, source="local")
     reader = _reader(cfg.redis_url, ttl_for(cfg.sample_interval))
     states = await reader.read()
-    histories = await reader.read_history([s.name for s in states],
-                                          chart_limit(cfg.sample_interval))
+    histories = await reader.read_history(
+        [s.name for s in states], chart_limit(cfg.sample_interval)
+    )
     return page_data(states, histories, stale_after=stale_after, source="redis")
 
 
@@ -99,9 +103,11 @@ def _policy_in_force(name: str) -> dict[str, object] | None:
         return None
     if state is None or state.threshold is None or state.recovery_level is None:
         return None
-    return {"threshold": state.threshold,
-            "recovery_margin": round(state.threshold - state.recovery_level, 6),
-            "max_connections": state.max_connections}
+    return {
+        "threshold": state.threshold,
+        "recovery_margin": round(state.threshold - state.recovery_level, 6),
+        "max_connections": state.max_connections,
+    }
 
 
 @never_cache
@@ -115,9 +121,10 @@ async def state_json(request: HttpRequest) -> HttpResponse:
         data = await cluster_data()
     except (RedisError, OSError) as exc:
         logger.warning("cluster page cannot read the cluster state (%s)", type(exc).__name__)
-        return JsonResponse({"error": f"cannot read the cluster state from Redis "
-                                      f"({type(exc).__name__})"},
-                            status=HTTP_SERVICE_UNAVAILABLE)
+        return JsonResponse(
+            {"error": f"cannot read the cluster state from Redis ({type(exc).__name__})"},
+            status=HTTP_SERVICE_UNAVAILABLE,
+        )
     return JsonResponse(data)
 
 
@@ -149,8 +156,9 @@ def drain(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, change.message[:1].upper() + change.message[1:])
             if change.default_drains:
-                messages.warning(request, "The default policy still drains every node "
-                                          "(undo for all nodes).")
+                messages.warning(
+                    request, "The default policy still drains every node (undo for all nodes)."
+                )
         return HttpResponseRedirect(reverse("cluster"))
     context = {
         **admin.site.each_context(request),

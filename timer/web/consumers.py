@@ -74,8 +74,12 @@ class TimerConsumer(AsyncWebsocketConsumer):
             client_id = client_id_from_query(query)
             last_seen = last_seen_from_query(query)
         except InvalidClientId as exc:
-            logger.warning("node=%s peer=%s refused a connection: bad client id or last count (%s)",
-                           node.name, _peer(self.scope), exc)
+            logger.warning(
+                "node=%s peer=%s refused a connection: bad client id or last count (%s)",
+                node.name,
+                _peer(self.scope),
+                exc,
+            )
             node.counters.refused("bad_client_id")
             await self.close()
             return
@@ -84,16 +88,24 @@ class TimerConsumer(AsyncWebsocketConsumer):
         # Before the first await: no other handshake with this id can slip in from here on.
         reservation = node.reservations.reserve(client_id)
         try:
-            await self._handshake(node, client_id, reservation, assigned=assigned,
-                                  last_seen=last_seen)
+            await self._handshake(
+                node, client_id, reservation, assigned=assigned, last_seen=last_seen
+            )
         except BaseException:
             await self._abandon(node)
             raise
         finally:
             reservation.release()
 
-    async def _handshake(self, node: Node, client_id: str, reservation: Reservation, *,
-                         assigned: bool, last_seen: int) -> None:
+    async def _handshake(
+        self,
+        node: Node,
+        client_id: str,
+        reservation: Reservation,
+        *,
+        assigned: bool,
+        last_seen: int,
+    ) -> None:
         await reservation.turn()
         await node.ensure_started()
         if reservation.superseded:
@@ -103,8 +115,9 @@ class TimerConsumer(AsyncWebsocketConsumer):
             return
         refusal = self._refusal(node)
         if refusal is not None:
-            logger.warning("node=%s client=%s refused: %s (HTTP 503)", node.name, client_id,
-                           refusal)
+            logger.warning(
+                "node=%s client=%s refused: %s (HTTP 503)", node.name, client_id, refusal
+            )
             node.counters.refused(refusal.replace(" ", "_"))
             await self._deny(503, refusal, node.config.retry_after)
             return
@@ -113,8 +126,9 @@ class TimerConsumer(AsyncWebsocketConsumer):
         try:
             opening = await node.open_session(client_id, token, last_seen=last_seen)
         except SessionStoreBusy:
-            logger.warning("node=%s client=%s refused: session store busy (HTTP 503)", node.name,
-                           client_id)
+            logger.warning(
+                "node=%s client=%s refused: session store busy (HTTP 503)", node.name, client_id
+            )
             node.counters.refused("session_store_busy")
             await self._deny(503, "session store busy", 1)
             return
@@ -130,23 +144,34 @@ class TimerConsumer(AsyncWebsocketConsumer):
         )
         await self.accept()
         if reservation.gives_up:
-            why = ("another node took the session over" if reservation.taken_over
-                   else "a newer handshake with the same id")
+            why = (
+                "another node took the session over"
+                if reservation.taken_over
+                else "a newer handshake with the same id"
+            )
             await self._abandon(node)
             await self._give_up(node, client_id, why)
             return
         node.hub.attach(self.connection)
         self.attached = True
         logger.info("Client connected with ID: %s", client_id)
-        logger.info("node=%s client=%s event=connect resumed=%s next=%d assigned_id=%s "
-                    "stored=%s peer=%s", node.name, client_id, opening.previous is not None,
-                    opening.last_n + 1, assigned, opening.stored, _peer(self.scope))
+        logger.info(
+            "node=%s client=%s event=connect resumed=%s next=%d assigned_id=%s stored=%s peer=%s",
+            node.name,
+            client_id,
+            opening.previous is not None,
+            opening.last_n + 1,
+            assigned,
+            opening.stored,
+            _peer(self.scope),
+        )
 
     async def _give_up(self, node: Node, client_id: str, why: str) -> None:
         """Close a handshake that lost its session to a newer connection with 4001."""
         node.counters.takeovers += 1
-        logger.info("node=%s client=%s event=takeover: %s holds the session", node.name,
-                    client_id, why)
+        logger.info(
+            "node=%s client=%s event=takeover: %s holds the session", node.name, client_id, why
+        )
         if not self.accepted:
             await self.accept()
         await self._close_with(CLOSE_SESSION_TAKEN_OVER, "session taken over")
@@ -171,12 +196,16 @@ class TimerConsumer(AsyncWebsocketConsumer):
 
     async def _deny(self, status: int, text: str, retry_after: int) -> None:
         """Refuse the handshake with an HTTP response (ASGI websocket.http.response)."""
-        await self.base_send({
-            "type": "websocket.http.response.start",
-            "status": status,
-            "headers": [(b"retry-after", str(retry_after).encode()),
-                        (b"content-type", b"text/plain; charset=utf-8")],
-        })
+        await self.base_send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [
+                    (b"retry-after", str(retry_after).encode()),
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                ],
+            }
+        )
         await self.base_send({"type": "websocket.http.response.body", "body": text.encode()})
 
     async def accept(self, subprotocol=None, headers=None) -> None:
@@ -192,9 +221,14 @@ class TimerConsumer(AsyncWebsocketConsumer):
         node = get_node()
         limit = node.config.max_client_frame
         if size > limit and self.connection is not None:
-            logger.warning("node=%s client=%s sent a %d-byte frame (limit %d); closing with %d",
-                           node.name, self.connection.client_id, size, limit,
-                           CLOSE_MESSAGE_TOO_BIG)
+            logger.warning(
+                "node=%s client=%s sent a %d-byte frame (limit %d); closing with %d",
+                node.name,
+                self.connection.client_id,
+                size,
+                limit,
+                CLOSE_MESSAGE_TOO_BIG,
+            )
             await self._close_with(CLOSE_MESSAGE_TOO_BIG, "")
 
     async def disconnect(self, code: int | None) -> None:
@@ -215,8 +249,13 @@ class TimerConsumer(AsyncWebsocketConsumer):
         if detached or not self.attached:
             # No takeover, drain or shed recorded it: this connection still owns the session.
             await node.store.close(connection.client_id, connection.token, connection.last_n)
-        logger.info("node=%s client=%s event=disconnect code=%s last=%d", node.name,
-                    connection.client_id, code, connection.last_n)
+        logger.info(
+            "node=%s client=%s event=disconnect code=%s last=%d",
+            node.name,
+            connection.client_id,
+            code,
+            connection.last_n,
+        )
 
     async def _send_text(self, text: str) -> None:
         await self.base_send({"type": "websocket.send", "text": text})

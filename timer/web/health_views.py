@@ -41,8 +41,9 @@ async def healthcheck(request: HttpRequest) -> HttpResponse:
     if status == HTTP_UNAVAILABLE:
         node.counters.health_unavailable += 1
     if request.GET.get("format") == "json" or request.get_preferred_type([TEXT, JSON]) == JSON:
-        return JsonResponse(health_json(node, report, stale_after=get_monitor().stale_after),
-                            status=status)
+        return JsonResponse(
+            health_json(node, report, stale_after=get_monitor().stale_after), status=status
+        )
     return HttpResponse(report.reason, status=status, content_type=f"{TEXT}; charset=utf-8")
 
 
@@ -81,8 +82,13 @@ def health_json(node: Node, report: Report, *, stale_after: float) -> dict[str, 
 
 
 def _task_json(state: TaskState) -> dict[str, Any]:
-    return {"name": state.name, "running": state.running, "restarts": state.restarts,
-            "last_error": state.last_error or None, "crash_looping": state.crash_looping}
+    return {
+        "name": state.name,
+        "running": state.running,
+        "restarts": state.restarts,
+        "last_error": state.last_error or None,
+        "crash_looping": state.crash_looping,
+    }
 
 
 def _rounded(value: float | None) -> float | None:

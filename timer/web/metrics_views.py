@@ -23,11 +23,15 @@ _registry: CollectorRegistry | None = None
 async def metrics(request: HttpRequest) -> HttpResponse:
     """Return every metric in the format Accept asks for; 403 outside the allowlist without the token."""
     global _registry
-    if not scrape_allowed(config(), request.META.get("REMOTE_ADDR", ""),
-                          request.headers.get("Authorization", "")):
-        return HttpResponse("/metrics is not open to this address; see WSTIME_METRICS_ALLOW "
-                            "and WSTIME_METRICS_TOKEN\n", status=403,
-                            content_type="text/plain; charset=utf-8")
+    if not scrape_allowed(
+        config(), request.META.get("REMOTE_ADDR", ""), request.headers.get("Authorization", "")
+    ):
+        return HttpResponse(
+            "/metrics is not open to this address; see WSTIME_METRICS_ALLOW "
+            "and WSTIME_METRICS_TOKEN\n",
+            status=403,
+            content_type="text/plain; charset=utf-8",
+        )
     if _registry is None:
         _registry = build_registry()
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))

@@ -40,14 +40,20 @@ class BrowserOriginValidator(OriginValidator):
     def valid_origin(self, parsed_origin: ParseResult | None) -> bool:
         if parsed_origin is None:
             if config().require_origin:
-                logger.warning("node=%s refused a WebSocket handshake without Origin "
-                               "(WSTIME_REQUIRE_ORIGIN is on)", get_node().name)
+                logger.warning(
+                    "node=%s refused a WebSocket handshake without Origin "
+                    "(WSTIME_REQUIRE_ORIGIN is on)",
+                    get_node().name,
+                )
                 get_node().counters.refused("missing_origin")
                 return False
             return True
         if self.validate_origin(parsed_origin):
             return True
-        logger.warning("node=%s refused a WebSocket handshake from a foreign origin=%s",
-                       get_node().name, quoted(parsed_origin.geturl()))
+        logger.warning(
+            "node=%s refused a WebSocket handshake from a foreign origin=%s",
+            get_node().name,
+            quoted(parsed_origin.geturl()),
+        )
         get_node().counters.refused("foreign_origin")
         return False

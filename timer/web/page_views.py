@@ -11,7 +11,11 @@ from ..node.node import get_node
 def index(request: HttpRequest) -> HttpResponse:
     """Serve the client page."""
     node = get_node()
-    return render(request, "timer/index.html", {
-        "node_name": node.name,
-        "tick_ms": round(node.config.tick_interval * 1000),
-    })
+    return render(
+        request,
+        "timer/index.html",
+        {
+            "node_name": node.name,
+            "tick_ms": round(node.config.tick_interval * 1000),
+        },
+    )

@@ -73,8 +73,9 @@ class TrustedProxyHeaders:
         if scope["type"] in ("http", "websocket") and client:
             trusted = self.trusted()
             if trusted and _trusted(client[0], trusted):
-                address = forwarded_client(client[0], _header_value(scope.get("headers", ())),
-                                           trusted)
+                address = forwarded_client(
+                    client[0], _header_value(scope.get("headers", ())), trusted
+                )
                 if address != client[0]:
                     scope = {**scope, "client": [address, 0]}
         return await self.app(scope, receive, send)

@@ -11,8 +11,10 @@ from .origin import BrowserOriginValidator
 def websocket_application():
     """Return the ASGI application for WebSocket connections."""
     return BrowserOriginValidator(
-        URLRouter([
-            re_path(r"^$", TimerConsumer.as_asgi()),
-            re_path(r"", WebsocketDenier.as_asgi()),
-        ])
+        URLRouter(
+            [
+                re_path(r"^$", TimerConsumer.as_asgi()),
+                re_path(r"", WebsocketDenier.as_asgi()),
+            ]
+        )
     )

@@ -82,7 +82,8 @@ def collect_static() -> bool:
             logger.info("static files collected into %s", root)
     # Another process may have built it: read the manifest this process will render with.
     staticfiles_storage.hashed_files, staticfiles_storage.manifest_hash = (
-        staticfiles_storage.load_manifest())
+        staticfiles_storage.load_manifest()
+    )
     return built
 
 
@@ -96,8 +97,11 @@ class CachedStaticFiles(ASGIStaticFilesHandler):
         name = self.file_path(request.path).replace("\\", "/").lstrip("/")
         response = serve(request, name, document_root=settings.STATIC_ROOT)
         if response.status_code in (200, 304):
-            response["Cache-Control"] = (IMMUTABLE if name in _hashed_names()
-                                         else f"public, max-age={config().static_max_age}")
+            response["Cache-Control"] = (
+                IMMUTABLE
+                if name in _hashed_names()
+                else f"public, max-age={config().static_max_age}"
+            )
         if isinstance(response, FileResponse):
             response["X-Content-Type-Options"] = "nosniff"
         return response

@@ -25,8 +25,7 @@ class Command(BaseCommand):
         target.add_argument("--all", action="store_true", help="every node (the default policy)")
         parser.add_argument("--undo", action="store_true", help="stop draining")
 
-    def handle(self, *args: Any, node: str | None, all: bool, undo: bool,
-               **options: Any) -> None:
+    def handle(self, *args: Any, node: str | None, all: bool, undo: bool, **options: Any) -> None:
         name = "" if all else (node or "")
         try:
             change = set_draining(name, not undo)
@@ -35,4 +34,6 @@ class Command(BaseCommand):
             raise CommandError(f"cannot drain {what}: {exc}") from None
         self.stdout.write(change.message)
         if change.default_drains:
-            self.stdout.write("Note: the default policy still drains every node (drain --all --undo).")
+            self.stdout.write(
+                "Note: the default policy still drains every node (drain --all --undo)."
+            )

@@ -17,12 +17,15 @@ PASSWORD_VARIABLE = "DJANGO_SUPERUSER_PASSWORD"
 
 
 class Command(BaseCommand):
-    help = ("Create a superuser for Django admin unless one with that name exists. The password "
-            f"comes from {PASSWORD_VARIABLE}.")
+    help = (
+        "Create a superuser for Django admin unless one with that name exists. The password "
+        f"comes from {PASSWORD_VARIABLE}."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--username", default=os.environ.get("DJANGO_SUPERUSER_USERNAME",
-                                                                 "admin"))
+        parser.add_argument(
+            "--username", default=os.environ.get("DJANGO_SUPERUSER_USERNAME", "admin")
+        )
         parser.add_argument("--email", default=os.environ.get("DJANGO_SUPERUSER_EMAIL", ""))
 
     def handle(self, *args: Any, username: str, email: str, **options: Any) -> None:
@@ -31,8 +34,11 @@ class Command(BaseCommand):
             self.stdout.write(f"User {username!r} exists; left as it is.")
             return
         if not os.environ.get(PASSWORD_VARIABLE):
-            raise CommandError(f"Set {PASSWORD_VARIABLE} to the password for {username!r} "
-                               "(it is read from the environment, never from the command line).")
-        call_command("createsuperuser", interactive=False, username=username, email=email,
-                     verbosity=0)
+            raise CommandError(
+                f"Set {PASSWORD_VARIABLE} to the password for {username!r} "
+                "(it is read from the environment, never from the command line)."
+            )
+        call_command(
+            "createsuperuser", interactive=False, username=username, email=email, verbosity=0
+        )
         self.stdout.write(f"Created superuser {username!r}.")
