@@ -9,9 +9,9 @@ from .servers import NODE_WS, WSTIME
 # The performance targets, per node process with the Redis layer on.
 DELIVERED_MIN_PCT = 99.9
 JITTER_P99_MAX_MS = 100.0
-CPU_VS_NODE_MAX = 3.0
-CPU_VS_NODE_STRETCH = 2.0
-RSS_MAX_KB = 40.0
+CPU_VS_NODE_MAX = 1.5
+CPU_VS_NODE_STRETCH = 1.2
+RSS_MAX_KB = 20.0
 HEALTH_P99_MAX_MS = 10.0
 RESUMED_MIN_PCT = 99.0
 # The failover storm: the survivor stays responsive while a killed node's clients land on it.
