@@ -249,12 +249,16 @@ async def test_rebalance__a_node_back_from_drain_is_refilled(tmp_path):
         assert health_json(stays)["rebalance"]["moved"] == 0  # no room while B drains
         await asyncio.to_thread(manage, cluster.env, "drain", "--node", "node-returns", "--undo")
         await until(
-            lambda: abs(connections(stays) - 100) <= 10 and connections(returns) >= 90,
+            lambda: (
+                abs(connections(stays) - 100) <= 10
+                and connections(returns) >= 90
+                and health_json(stays)["rebalance"]["state"] == "balanced"
+            ),
             timeout=BALANCE_WITHIN,
             what="the refill",
         )
-        stays_json = health_json(stays)
         await stop_all(stop, runs)
+        stays_json = health_json(stays)  # read once no client can be moved any more
     finally:
         stop.set()
         cluster.stop()
