@@ -68,3 +68,14 @@ def test_reservations__release_is_idempotent():
     reservation.release()
     reservation.release()
     assert len(reservations) == 0
+
+
+def test_reservations__tokens_of_the_pending_handshakes_that_have_one():
+    """What the node's handshake floor is read from: a released handshake's token is gone."""
+    reservations = Reservations()
+    first, second, third = (reservations.reserve(client_id) for client_id in ("a", "a", "b"))
+    first.token, third.token = "node#3", "node#5"
+    assert sorted(reservations.tokens()) == ["node#3", "node#5"]
+    first.release()
+    second.token = "node#6"
+    assert sorted(reservations.tokens()) == ["node#5", "node#6"]

@@ -9,11 +9,12 @@ import time
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from localcluster.cluster import data_dir_env, start_cluster
 from localcluster.processes import restart_redis, start_redis, wait_for
 from timer.sessions.records import CLOSED, LIVE, SessionRecord
-from timer.sessions.redis_store import KEY_PREFIX, RedisSessionStore
+from timer.sessions.redis_store import KEY_PREFIX, LIVE_PREFIX, RedisSessionStore
 from timer.sessions.store import SessionStoreBusy
 
 from .ticks import TickClient, frames_from
@@ -70,7 +71,7 @@ async def test_redis_store__new_session_starts_at_zero_and_is_claimed(store):
 async def test_redis_store__closed_session_resumes_exactly(store):
     """After a clean close the next connection continues at last + 1."""
     await store.open("bob", "nodeA#1")
-    assert await store.checkpoint("nodeA", [("bob", "nodeA#1", 41)])  # its last checkpoint
+    assert (await store.checkpoint("nodeA", [("bob", "nodeA#1", 41)])).stored  # its last checkpoint
     await store.close("bob", "nodeA#1", 41)
     assert newest(store, "bob") == SessionRecord(41, CLOSED, "nodeA#1")
     opening = await store.open("bob", "nodeB#7")
@@ -80,7 +81,7 @@ async def test_redis_store__closed_session_resumes_exactly(store):
 async def test_redis_store__checkpoint_of_a_dead_node_resumes_one_ahead(store):
     """A live checkpoint may lag the client by one frame: resume counts it as seen."""
     await store.open("carol", "nodeA#1")
-    assert await store.checkpoint("nodeA", [("carol", "nodeA#1", 10)])
+    assert (await store.checkpoint("nodeA", [("carol", "nodeA#1", 10)])).stored
     opening = await store.open("carol", "nodeB#1")  # nodeA was killed
     assert opening.previous == SessionRecord(10, LIVE, "nodeA#1")
     assert opening.last_n == 11
@@ -90,7 +91,8 @@ async def test_redis_store__claims_of_failed_handshakes_cost_no_count(store):
     """A claim whose connection never sent a frame (its handshake timed out, or its node died
     before the first checkpoint) resumes exactly: claims do not pile up counts."""
     await store.open("cleo", "nodeA#1")
-    assert await store.checkpoint("nodeA", [("cleo", "nodeA#1", 10)])  # client saw 10 or 11
+    # The client saw 10 or 11:
+    assert (await store.checkpoint("nodeA", [("cleo", "nodeA#1", 10)])).stored
     assert (await store.open("cleo", "nodeB#1")).last_n == 11  # nodeA died; nodeB#1 too
     assert (await store.open("cleo", "nodeC#1")).last_n == 11  # nodeC#1's handshake timed out
     opening = await store.open("cleo", "nodeD#1")
@@ -113,7 +115,7 @@ async def test_redis_store__live_session_outlives_its_claim(short_store):
     await store.open("ivy", "nodeA#1")
     await asyncio.sleep(store.ttl + 3 * store.bucket_seconds)  # the claim's bucket is gone
     assert newest(store, "ivy") is None
-    assert await store.checkpoint("nodeA", [("ivy", "nodeA#1", 500)])
+    assert (await store.checkpoint("nodeA", [("ivy", "nodeA#1", 500)])).stored
     opening = await store.open("ivy", "nodeB#1")  # nodeA was killed
     assert opening.previous == SessionRecord(500, LIVE, "nodeA#1")
     assert opening.last_n == 501
@@ -140,22 +142,27 @@ async def test_redis_store__redis_losing_its_data_loses_no_live_session(store, r
 async def test_redis_store__a_dead_nodes_live_counts_expire_with_the_ttl(short_store):
     """A node that stopped checkpointing a TTL ago no longer resumes anyone."""
     store = short_store
-    assert await store.checkpoint("nodeA", [("kate", "nodeA#1", 8)])
+    assert (await store.checkpoint("nodeA", [("kate", "nodeA#1", 8)])).stored
     await asyncio.sleep(store.ttl + 2 * store.bucket_seconds)
     assert (await store.open("kate", "nodeB#1")).previous is None
 
 
-async def test_redis_store__older_connection_still_ticking_elsewhere_is_counted(store):
-    """A claim whose connection never started (its handshake timed out) or a takeover that did
-    not reach the older connection: the next open resumes past the one still ticking, and
-    names it so that it can be taken over."""
+async def test_redis_store__older_connection_still_ticking_elsewhere_is_counted_and_revoked(
+    store,
+):
+    """A takeover message that has not reached the older connection: the open resumes past it
+    (one frame past its checkpoint, which its lease allows) and revokes it, so its node's next
+    checkpoint raises no lease and it cannot tick further. A claim whose handshake timed out is
+    revoked the same way."""
     await store.open("kim", "nodeA#1")
-    assert await store.checkpoint("nodeA", [("kim", "nodeA#1", 20)])
-    assert (await store.open("kim", "nodeB#1")).last_n == 21  # nodeB#1 never ticks
-    assert await store.checkpoint("nodeA", [("kim", "nodeA#1", 30)])
-    opening = await store.open("kim", "nodeC#1")
-    assert opening.last_n == 31
-    assert opening.previous == SessionRecord(30, LIVE, "nodeA#1")
+    assert (await store.checkpoint("nodeA", [("kim", "nodeA#1", 20)])).stored
+    opening = await store.open("kim", "nodeB#1")
+    assert opening.last_n == 21 and opening.revoked == ("nodeA#1",)
+    result = await store.checkpoint("nodeA", [("kim", "nodeA#1", 21)])
+    assert result.stored and result.revoked == (("kim", "nodeA#1"),)
+    opening = await store.open("kim", "nodeC#1")  # nodeB#1's handshake timed out
+    assert opening.last_n == 21 and opening.revoked == ("nodeB#1",)
+    assert opening.previous == SessionRecord(21, LIVE, "nodeB#1")
 
 
 async def test_redis_store__stale_writer_cannot_overwrite_a_takeover(store):
@@ -168,6 +175,101 @@ async def test_redis_store__stale_writer_cannot_overwrite_a_takeover(store):
     assert newest(store, "dave") == SessionRecord(6, LIVE, "nodeB#1")
     await store.checkpoint("nodeB", [("dave", "nodeB#1", 9)])
     assert (await store.open("dave", "nodeC#1")).last_n == 10
+
+
+def live_entry(store, channel: str, client_id: str) -> str | None:
+    """What ``channel``'s live hash holds for ``client_id``, read with a plain client."""
+    client = redis.Redis(port=store._redis.connection_pool.connection_kwargs["port"])
+    value = client.hget(f"{LIVE_PREFIX}{channel}", client_id)
+    return value.decode() if value is not None else None
+
+
+async def test_redis_store__a_claim_revokes_the_connection_that_holds_the_session(store):
+    """The open names every connection that may still hold the session, not only the one with
+    the highest count: here the newest claim, while the live hash still lists the connection
+    before it (closed since the last checkpoint). Missing the claim left two connections ticking.
+    """
+    await store.open("pia", "nodeA#1")
+    assert (await store.checkpoint("nodeA", [("pia", "nodeA#1", 1)])).stored
+    await store.close("pia", "nodeA#1", 1)
+    await store.open("pia", "nodeA#2")  # its claim: 1, live hash still "1|1"
+    opening = await store.open("pia", "nodeB#1")
+    assert "nodeA#2" in opening.revoked
+    result = await store.checkpoint("nodeA", [("pia", "nodeA#2", 1)])
+    assert live_entry(store, "nodeA", "pia") is None  # no lease for the revoked connection
+    assert result.stored and result.revoked == (("pia", "nodeA#2"),)
+
+
+async def test_redis_store__a_connection_claimed_away_before_its_first_checkpoint_sends_nothing(
+    store,
+):
+    """A newer claim resumes exactly from an older claim that sent nothing; the older one's
+    next checkpoint must then not give it a lease, or both would send the same next frame."""
+    await store.open("quin", "nodeA#1")  # claim -1: its connection waits for a checkpoint
+    opening = await store.open("quin", "nodeB#1")
+    assert opening.last_n == -1 and opening.revoked == ("nodeA#1",)
+    result = await store.checkpoint("nodeA", [("quin", "nodeA#1", -1)], handshake_floor=2)
+    assert live_entry(store, "nodeA", "quin") is None
+    assert result.revoked == (("quin", "nodeA#1"),)
+    # Its node closed it: once past its sequence, the node's next checkpoint drops the mark.
+    assert (await store.checkpoint("nodeA", [], handshake_floor=2)).revoked == ()
+    assert (await store.checkpoint("nodeA", [("quin", "nodeA#1", -1)])).revoked == ()
+
+
+async def test_redis_store__a_connection_claimed_away_during_its_handshake_is_revoked_once_listed(
+    store,
+):
+    """Revoked before it is attached (its node's checkpoints do not list it yet): the mark stays
+    while the node says a handshake at that sequence may still be in progress."""
+    await store.open("ruth", "nodeA#7")
+    await store.open("ruth", "nodeB#1")
+    assert (await store.checkpoint("nodeA", [], handshake_floor=7)).revoked == ()
+    result = await store.checkpoint("nodeA", [("ruth", "nodeA#7", -1)], handshake_floor=8)
+    assert result.revoked == (("ruth", "nodeA#7"),)
+
+
+async def test_redis_store__a_close_is_exact_before_the_next_checkpoint(store):
+    """A connection closes, then a handshake with the same id claims and gives up (its close
+    replaces the first one's record), all before the node's next checkpoint: the next open
+    resumes exactly, not one past the first connection's entry still in the live hash."""
+    await store.open("rita", "nodeA#1")
+    assert (await store.checkpoint("nodeA", [("rita", "nodeA#1", 1)])).stored
+    await store.close("rita", "nodeA#1", 1)
+    await store.open("rita", "nodeA#2")  # a handshake that gave up: it sent nothing
+    await store.close("rita", "nodeA#2", 1)
+    assert live_entry(store, "nodeA", "rita") == "1|1|C"
+    assert (await store.open("rita", "nodeA#3")).last_n == 1
+
+
+async def test_redis_store__a_close_on_its_way_survives_a_checkpoint_that_overtakes_it(
+    redis_server,
+):
+    """Closes and checkpoints travel on different connections. A checkpoint that reaches Redis
+    before a close still on its way must keep the closing connection's count (marked exact):
+    without it another node resumed from the claim alone and restarted the count."""
+    url = redis_server.extra["url"]
+    claims = aioredis.Redis(
+        connection_pool=aioredis.BlockingConnectionPool.from_url(url, max_connections=1)
+    )
+    node_a = RedisSessionStore(
+        claims, ttl=60, recovery_grace=0.0, lease_client=aioredis.Redis.from_url(url)
+    )
+    node_b = make_store(redis_server)
+    try:
+        await node_a.open("olga", "nodeA#1")  # claim -1
+        assert (await node_a.checkpoint("nodeA", [("olga", "nodeA#1", 4)])).stored
+        held = await claims.connection_pool.get_connection()  # the close waits for it
+        closing = asyncio.create_task(node_a.close("olga", "nodeA#1", 5))
+        await asyncio.sleep(0.05)
+        assert not closing.done()
+        assert (await node_a.checkpoint("nodeA", [])).stored  # olga is off the hub
+        opening = await node_b.open("olga", "nodeB#1")
+        assert opening.last_n == 5  # exact: not -1 (a reset) from the claim alone
+        await claims.connection_pool.release(held)
+        await closing
+    finally:
+        await node_a.aclose()
+        await node_b.aclose()
 
 
 async def test_redis_store__checkpoint_is_one_command_whatever_the_connection_count(
@@ -204,18 +306,18 @@ async def test_redis_store__outage_refuses_opens_and_writes_closes_back(store, r
     """With Redis down, opens raise SessionStoreBusy (no count from memory) and checkpoints
     report failure; the held close is written back when Redis returns."""
     await store.open("frank", "nodeA#1")
-    assert await store.checkpoint("nodeA", [("frank", "nodeA#1", 9)])
+    assert (await store.checkpoint("nodeA", [("frank", "nodeA#1", 9)])).stored
     redis_server.stop()
     with pytest.raises(SessionStoreBusy):
         await store.open("frank", "nodeA#2")
     assert not store.available
     await store.close("frank", "nodeA#1", 10)
     assert store.pending_closes == 1
-    assert not await store.checkpoint("nodeA", [("grace", "nodeA#3", 4)])
+    assert not (await store.checkpoint("nodeA", [("grace", "nodeA#3", 4)])).stored
     restarted = restart_redis(redis_server)  # empty
     other = make_store(restarted)
     try:
-        assert await store.checkpoint("nodeA", [("grace", "nodeA#3", 4)])
+        assert (await store.checkpoint("nodeA", [("grace", "nodeA#3", 4)])).stored
         assert store.available and store.pending_closes == 0
         assert (await other.open("frank", "nodeB#1")).last_n == 10
     finally:
@@ -231,12 +333,12 @@ async def test_redis_store__held_close_is_kept_through_restart_with_data(tmp_pat
     store, other = make_store(server), make_store(server)
     try:
         await store.open("gus", "nodeA#1")
-        assert await store.checkpoint("nodeA", [("gus", "nodeA#1", 5)])
+        assert (await store.checkpoint("nodeA", [("gus", "nodeA#1", 5)])).stored
         server.kill()
         await store.close("gus", "nodeA#1", 8)
         server = restart_redis(server)
         assert newest(store, "gus") == SessionRecord(-1, LIVE, "nodeA#1")  # the AOF kept it
-        assert await store.checkpoint("nodeA", [])
+        assert (await store.checkpoint("nodeA", [])).stored
         assert store.pending_closes == 1  # same data: nothing replayed
         # The held close is exact: the next connection continues at 9, not one past it.
         assert (await other.open("gus", "nodeB#1")).last_n == 8
@@ -293,8 +395,8 @@ async def test_redis_store__skewed_clocks_share_buckets_and_registry(redis_serve
         assert (await behind.open("skew-1", "nodeB#1")).last_n == 20
         # A node whose clock is behind by more than the TTL must stay in the registry.
         await behind.open("skew-2", "nodeB#2")
-        assert await behind.checkpoint("nodeB", [("skew-2", "nodeB#2", 30)]) is not False
-        assert await ahead.checkpoint("nodeA", []) is not False
+        assert (await behind.checkpoint("nodeB", [("skew-2", "nodeB#2", 30)])).stored
+        assert (await ahead.checkpoint("nodeA", [])).stored
         client.delete(*client.keys(KEY_PREFIX + "*"))  # as if the claim had aged out
         assert (await ahead.open("skew-2", "nodeA#3")).last_n == 31
     finally:

@@ -86,7 +86,14 @@ async def trial(
 
 
 def check(results, log: str, *, exact: bool) -> None:
-    """One survivor, the other 4001 (or refused); no repeat, at most +2, or exactly +1."""
+    """One survivor, the other 4001 (or refused); no repeat, at most +2, or exactly +1.
+
+    The reconnect goes to the first connection's node. When the survivor was on the other node,
+    the reconnect may resume one further: it can reach Redis before the survivor's node has
+    written that close (the client has its close frame back before daphne hands the disconnect
+    to the application), and the survivor's last checkpoint then says its client may have seen
+    one frame past it. On the survivor's own node it is exact.
+    """
     problems = []
     for client_id, (last_before, one, two, first_after) in results.items():
         survivors = [o for o in (one, two) if o.open]
@@ -101,10 +108,12 @@ def check(results, log: str, *, exact: bool) -> None:
         resumed = survivor.counts[0]
         if not shown < resumed <= shown + 2 or (exact and resumed != shown + 1):
             problems.append(f"{client_id}: survivor resumed at {resumed} after {shown}")
-        if first_after != max(survivor.counts) + 1:
-            problems.append(
-                f"{client_id}: reconnect resumed at {first_after} after {max(survivor.counts)}"
-            )
+        last_shown = max(survivor.counts)
+        same_node = exact or survivor is one
+        if not last_shown < first_after <= last_shown + (1 if same_node else 2):
+            problems.append(f"{client_id}: reconnect resumed at {first_after} after {last_shown}")
+    if problems:
+        print(log)  # the nodes' logs in full, under "Captured stdout" (the message is cut)
     assert not problems, "\n".join(problems)
     assert "Traceback" not in log and "already attached" not in log
 

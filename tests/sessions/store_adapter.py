@@ -65,21 +65,25 @@ class StoreAdapter:
         await self.store.close_many(entries)
         return self._persisted()
 
-    async def housekeeping(self, channel: str, entries: list[Entry]) -> bool:
-        """Run one interval of the node's housekeeping; return whether the checkpoint persisted.
+    async def housekeeping(
+        self, channel: str, entries: list[Entry], handshake_floor: int
+    ) -> tuple[bool, set[str]]:
+        """Run one interval of the node's housekeeping; return whether the checkpoint persisted,
+        and the tokens of the listed connections it revoked (their leases are not raised).
 
-        Mirrors ``Node._run_housekeeping``: a shared store checkpoints every live connection,
+        Mirrors ``timer.node.housekeeping``: a shared store checkpoints every live connection,
         then writes back what an outage held; every store forgets expired records.
         """
-        persisted = True
+        persisted, revoked = True, set()
         if self.shared:
             store = self.store
-            await store.checkpoint(channel, entries)
-            persisted = self._persisted()
+            result = await store.checkpoint(channel, entries, handshake_floor=handshake_floor)
+            persisted = result.stored
+            revoked = {token for _, token in result.revoked}
             if store.available and store.pending_closes:
                 await store.flush_pending()
         self.store.expire()
-        return persisted
+        return persisted, revoked
 
     async def shutdown(self) -> None:
         await self.store.aclose()

@@ -2,6 +2,7 @@
 
 from timer.sessions.memory import MemorySessionStore
 from timer.sessions.records import CLOSED, LIVE, SessionRecord
+from timer.sessions.store import Checkpoint
 
 
 class FakeClock:
@@ -29,7 +30,7 @@ async def test_memory_store__checkpoint_always_stored_and_records_expire():
     """Checkpoints always succeed (no lease with one node); records go after their TTL."""
     clock = FakeClock()
     store = MemorySessionStore(ttl=10, clock=clock)
-    assert await store.checkpoint("n", [("b", "n#1", 4)]) is True
+    assert await store.checkpoint("n", [("b", "n#1", 4)]) == Checkpoint(stored=True)
     assert store.records() == [("b", SessionRecord(4, LIVE, "n#1"))]
     clock.now = 10
     assert store.records() == [] and store.expire() == 1

@@ -14,7 +14,9 @@ frame of every connection against the continuity rules (README, shared with the 
 
 The model's nodes follow the lease: a connection is shown at most one frame past the count the
 last checkpoint the store reported as written holds for it, and nothing before its first one
-(its claim is resumed exactly). An opening the store returns counts as a claim: a store that
+(its claim is resumed exactly). A checkpoint raises no lease for a connection it reports revoked
+(a newer claim took its session), and the node closes that one. Across all of a client's
+connections, seen or not, no count is sent twice. An opening the store returns counts as a claim: a store that
 cannot persist one must refuse the handshake instead.
 
 Data may be lost only when Redis restarts empty. A session then survives in the node holding its
@@ -29,7 +31,6 @@ their signatures do. A failure prints the steps that replay it.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -106,6 +107,7 @@ class Client:
     awaiting: str | None = None  # node process that must write the session back (empty Redis)
     exposed: bool = False  # its newest count may be lost: the next connection may start over
     restarted: bool = False  # it did start over once: only "no repeat" is checked from then on
+    sent: set[int] = field(default_factory=set)  # every count any of its connections sent
 
 
 @dataclass
@@ -116,7 +118,7 @@ class Node:
     adapter: StoreAdapter
     generation: int = 0
     connections: dict[str, Connection] = field(default_factory=dict)
-    _tokens: itertools.count = field(default_factory=lambda: itertools.count(1))
+    last_sequence: int = 0  # of the last token; the model's handshakes finish within a step
 
     @property
     def process(self) -> str:
@@ -127,7 +129,8 @@ class Node:
         return f"wstime.node.{self.name}!{self.generation}"
 
     def new_token(self) -> str:
-        return f"{self.channel}#{next(self._tokens)}"
+        self.last_sequence += 1
+        return f"{self.channel}#{self.last_sequence}"
 
 
 class ContinuityModel:
@@ -201,6 +204,7 @@ class ContinuityModel:
                     break
                 connection.shown += 1
                 client.reach = max(client.reach, connection.shown)
+                self.check_sent_once(client_id, client, connection)
                 if connection is client.attached:
                     if connection.first_due:
                         connection.first_due = False
@@ -247,7 +251,19 @@ class ContinuityModel:
     def housekeeping(self, node: Node) -> None:
         """One interval of the node's housekeeping: checkpoint, write-back, expiry."""
         entries = [(c.client_id, c.token, c.shown) for c in node.connections.values()]
-        if not self.run(node.adapter.housekeeping(node.channel, entries)):
+        persisted, revoked = self.run(
+            node.adapter.housekeeping(node.channel, entries, node.last_sequence + 1)
+        )
+        for client_id, connection in list(node.connections.items()):
+            if connection.token in revoked:
+                # A newer connection claimed the session: the node closes this one as taken
+                # over (4001), recording its count, and raises no lease for it.
+                del node.connections[client_id]
+                self.run(node.adapter.close(client_id, connection.token, connection.shown))
+                client = self.clients[client_id]
+                if client.attached is connection:
+                    client.attached, client.exact_next = None, False
+        if not persisted:
             return
         counts = {client_id: count for client_id, _, count in entries}
         for client_id, connection in node.connections.items():
@@ -283,6 +299,16 @@ class ContinuityModel:
                 client.exposed = True
 
     # --- the rules
+
+    def check_sent_once(self, client_id: str, client: Client, connection: Connection) -> None:
+        """No count goes out twice, on whatever connections: a client holding two (a retried
+        handshake, a second tab) would see it twice. Not checked once a restart is allowed."""
+        if connection.exposed or client.restarted:
+            return
+        assert connection.shown not in client.sent, (
+            f"client {client_id}: count {connection.shown} sent twice ({connection.token})"
+        )
+        client.sent.add(connection.shown)
 
     def check_first_frame(
         self, client_id: str, client: Client, connection: Connection, first: int
@@ -470,3 +496,24 @@ def test_store_model__redis_store_keeps_the_count_going_through_faults(redis_con
     """Any interleaving of nodes, clients and Redis faults: no repeat, no skip, exact closes."""
     RedisStoreMachine.redis = redis_control
     run_state_machine_as_test(RedisStoreMachine, settings=SETTINGS)
+
+
+@pytest.mark.integration
+def test_store_model__a_connection_claimed_away_sends_no_count_twice(redis_control):
+    """One interleaving, replayed: a client's older connection (a link it lost) and its newer
+    one on another node are both checkpointed after the newer claim. Only the newer may get a
+    lease; when both did, both sent the same next count."""
+    RedisStoreMachine.redis = redis_control
+    machine = RedisStoreMachine()
+    try:
+        machine.connect(client="c0", node="a", frames=0)
+        machine.housekeeping(node="a")
+        machine.tick(client="c0", frames=1)  # a's connection sends 0
+        machine.connect(client="c0", node="b", frames=0)  # resumes past it: next is 1
+        machine.housekeeping(node="a")
+        machine.housekeeping(node="b")
+        machine.tick(client="c0", frames=1)
+        assert machine.model.clients["c0"].seen == 1
+        assert not machine.model.nodes["a"].connections  # a closed it as taken over
+    finally:
+        machine.teardown()

@@ -70,6 +70,15 @@ class Reservations:
         queue.append(reservation)
         return reservation
 
+    def tokens(self) -> list[str]:
+        """The tokens of the pending handshakes that have one (they claim, or have claimed)."""
+        return [
+            reservation.token
+            for queue in self._pending.values()
+            for reservation in queue
+            if reservation.token is not None
+        ]
+
     def take_over(self, client_id: str, token: object) -> bool:
         """Mark the pending handshake that claimed the session as ``token``; False if none."""
         for reservation in self._pending.get(client_id, ()):

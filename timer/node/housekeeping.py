@@ -2,14 +2,15 @@
 
 A checkpoint that Redis stored raises every connection's lease to the counts it wrote (see
 :mod:`timer.node.hub`); one that failed raises nothing, so connections pause at most one frame
-past what Redis holds until a later one succeeds. One store call per node per interval,
-whatever the number of connections.
+past what Redis holds until a later one succeeds. A connection whose session a newer claim
+revoked (another node's, whose takeover message has not arrived) gets no lease and is closed as
+taken over. One store call per node per interval, whatever the number of connections.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..sessions.store import SessionStore
 from .hub import Hub
@@ -18,12 +19,17 @@ from .loop_lag import LagRecord
 SWEEP_EVERY = 30.0  # seconds between two sweeps of expired sessions from this process's memory
 
 
+TakeOver = Callable[[str, str], Awaitable[None]]  # (client id, token): close it as taken over
+
+
 async def run_housekeeping(
     hub: Hub,
     store: SessionStore,
     *,
     channel: Callable[[], str],
     interval: float,
+    take_over: TakeOver,
+    handshake_floor: Callable[[], int],
     durations: LagRecord | None = None,
 ) -> None:
     """Run until cancelled; ``channel`` names the live hash (this node's channel).
@@ -41,14 +47,33 @@ async def run_housekeeping(
             if store.pending_closes:
                 await store.flush_pending()
             started = loop.time()
-            snapshot = hub.snapshot()
-            stored = await store.checkpoint(
-                channel(), [(c.client_id, c.token, n) for c, n in snapshot]
+            stored = await checkpoint_once(
+                hub, store, channel(), take_over, handshake_floor=handshake_floor()
             )
-            if stored:
-                await hub.confirm(snapshot)
-                if durations is not None:
-                    durations.add(loop.time() - started)
+            if stored and durations is not None:
+                durations.add(loop.time() - started)
         if loop.time() - swept_at >= SWEEP_EVERY:
             store.expire()
             swept_at = loop.time()
+
+
+async def checkpoint_once(
+    hub: Hub, store: SessionStore, channel: str, take_over: TakeOver, *, handshake_floor: int
+) -> bool:
+    """Store the live counts, raise the leases of the stored, close the revoked; True if stored.
+
+    ``handshake_floor`` must be read with the snapshot, before any await (see
+    :meth:`timer.node.node.Node.handshake_floor`).
+    """
+    snapshot = hub.snapshot()
+    result = await store.checkpoint(
+        channel,
+        [(c.client_id, c.token, n) for c, n in snapshot],
+        handshake_floor=handshake_floor,
+    )
+    if result.stored:
+        revoked = {token for _, token in result.revoked}
+        await hub.confirm([(c, n) for c, n in snapshot if c.token not in revoked])
+    for client_id, token in result.revoked:
+        await take_over(client_id, token)
+    return result.stored

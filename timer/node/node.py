@@ -23,7 +23,6 @@ close frame.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 
@@ -41,7 +40,6 @@ from ..health.monitor import Report
 from ..health.runtime import get_monitor
 from ..health.sampler import Sampler
 from ..sessions.factory import open_store
-from ..sessions.records import LIVE
 from ..sessions.store import Opening, SessionStore
 from . import supervise
 from .agent import agent_reply, serve_agent
@@ -70,7 +68,7 @@ class Node:
         self.layer = get_channel_layer()
         self.channel_name = ""
         self.tasks: list[supervise.TaskState] = []
-        self._tokens = itertools.count(1)
+        self._last_sequence = 0  # of the last token handed out
         self._start_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counters = NodeCounters()
@@ -140,6 +138,8 @@ class Node:
                     store,
                     channel=lambda: self.channel_name,
                     interval=cfg.tick_interval,
+                    take_over=self.take_over,
+                    handshake_floor=self.handshake_floor,
                     durations=self.checkpoint_durations,
                 ),
             )
@@ -237,7 +237,17 @@ class Node:
         return len(self.hub) if self.hub is not None else 0
 
     def new_token(self) -> str:
-        return f"{self.channel_name or self.name}#{next(self._tokens)}"
+        self._last_sequence += 1
+        return f"{self.channel_name or self.name}#{self._last_sequence}"
+
+    def handshake_floor(self) -> int:
+        """The lowest token sequence a handshake still in progress may hold, else the next one.
+
+        Another node's claim may revoke such a connection before it is attached; the
+        checkpoint keeps that mark until the connection is listed (and so revoked).
+        """
+        pending = [int(token.rpartition("#")[2]) for token in self.reservations.tokens()]
+        return min(pending, default=self._last_sequence + 1)
 
     async def open_session(self, client_id: str, token: str, *, last_seen: int = -1) -> Opening:
         """Claim ``client_id`` for a new connection, taking it over from an older one.
@@ -254,26 +264,24 @@ class Node:
             # Same node: close the older connection first so its exact count is recorded.
             await self.take_over_local(local)
         opening = await self.store.open(client_id, token, last_seen=last_seen)
-        previous = opening.previous
-        if previous is None:
+        if opening.previous is None:
             self.counters.sessions_new += 1
         else:
             self.counters.sessions_resumed += 1
-        if (
-            previous is not None
-            and previous.state == LIVE
-            and previous.token != token
-            and previous.owner_channel
-            and previous.owner_channel != self.channel_name
-        ):
+        # The claim revoked them: their nodes' next checkpoints close them. The message only
+        # makes that quicker (the same node's older connection was closed above).
+        for revoked in opening.revoked:
+            owner_channel = revoked.rpartition("#")[0]
+            if not owner_channel or owner_channel == self.channel_name:
+                continue
             try:
-                await send_takeover(self.layer, previous.owner_channel, client_id, previous.token)
-            except Exception:  # noqa: BLE001 - the old connection then ends on its own
+                await send_takeover(self.layer, owner_channel, client_id, revoked)
+            except Exception:  # noqa: BLE001 - its node's next checkpoint closes it anyway
                 logger.warning(
                     "node=%s client=%s could not reach %s to take the session over",
                     self.name,
                     client_id,
-                    previous.owner_channel,
+                    owner_channel,
                 )
         return opening
 

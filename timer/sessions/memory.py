@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from .records import CLOSED, LIVE, SessionRecord, resume_last
-from .store import Opening
+from .store import Checkpoint, Opening
 
 
 class MemorySessionStore:
@@ -63,13 +63,22 @@ class MemorySessionStore:
         self.put(client_id, SessionRecord(last_n, LIVE, token))
         return Opening(last_n=last_n, previous=previous)
 
-    async def checkpoint(self, owner_channel: str, entries: Iterable[tuple[str, str, int]]) -> bool:
-        """Keep each connection's count (client id, token, last count); always True."""
+    async def checkpoint(
+        self,
+        owner_channel: str,
+        entries: Iterable[tuple[str, str, int]],
+        *,
+        handshake_floor: int = 0,
+    ) -> Checkpoint:
+        """Keep each connection's count (client id, token, last count); always stored.
+
+        Nothing is ever revoked: one node's hub holds one connection per client id.
+        """
         for client_id, token, last_n in entries:
             current = self.get(client_id)
             if current is None or current.token == token:
                 self.put(client_id, SessionRecord(last_n, LIVE, token))
-        return True
+        return Checkpoint(stored=True)
 
     async def close(self, client_id: str, token: str, last_n: int) -> None:
         """Record an exact close; as in Redis, a lower record of another connection is raised."""

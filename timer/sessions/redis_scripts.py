@@ -36,9 +36,9 @@ end
 # Claim a session for a new connection. ARGV after the prologue's: 4 client id, 5 token,
 # 6 expiry in ms, 7 live-hash prefix, 8 node-registry key, 9 epoch key, 10 the epoch this node
 # knows ('' if none), 11 recovery grace in ms, 12 the least count to claim (what this node's
-# memory knows of a close not yet written back, -1 if nothing).
+# memory knows of a close not yet written back, -1 if nothing), 13 revocation-set prefix.
 # Returns {the record the claim resumed from or false, epoch or false, 1 if claimed or 0 if
-# refused because Redis recently lost its data, the claimed count}.
+# refused because Redis recently lost its data, the claimed count, the tokens it revoked}.
 #
 # The count resumes from the highest of: the newest claim record (exact, closed or live: a
 # connection sends nothing until a checkpoint lists it, so a claim whose handshake failed or
@@ -58,21 +58,38 @@ end
 # Refused: this node knew another epoch (Redis lost its data since this node's last checkpoint,
 # which will write its sessions back), or the epoch is a recovery younger than the grace (other
 # nodes may not have written theirs back yet). Opening then could reset a count.
+#
+# Revoked: every other connection that may still hold the session, whatever its count: the
+# newest claim if live, and every live entry not closed. Each is added to its node's revocation
+# set (``<prefix><node channel>``, members "<client id>|<sequence>"), which that node's next
+# checkpoint reads (CHECKPOINT below): the connection's lease is never raised again, so it sends
+# at most the one frame this claim already counted, and its node closes it. The takeover
+# message the node also sends over the channel layer only makes that quicker.
 OPEN = (
     _BUCKETS
     + """
 local epoch = redis.call('GET', ARGV[9])
-if ARGV[10] ~= '' and epoch ~= ARGV[10] then return {false, epoch, 0, -1} end
+if ARGV[10] ~= '' and epoch ~= ARGV[10] then return {false, epoch, 0, -1, {}} end
 if epoch then
   local created, kind = string.match(epoch, '^(%d+):([NR])$')
   if kind == 'R' and now_ms - tonumber(created) < tonumber(ARGV[11]) then
-    return {false, epoch, 0, -1}
+    return {false, epoch, 0, -1, {}}
   end
 end
 
 local previous = false
 local last = -1
 local skip = false
+local revoked, is_revoked = {}, {}
+local function revoke(token)
+  local owner, sequence = string.match(token, '^(.*)#([^#]*)$')
+  if owner and token ~= ARGV[5] and not is_revoked[token] then
+    is_revoked[token] = true
+    revoked[#revoked + 1] = token
+    redis.call('SADD', ARGV[13] .. owner, ARGV[4] .. '|' .. sequence)
+    redis.call('PEXPIRE', ARGV[13] .. owner, ARGV[6])
+  end
+end
 local record = newest_record(ARGV[4])
 if record then
   local n, state, token = string.match(record, '^(-?%d+)|([LC])|(.*)$')
@@ -81,7 +98,7 @@ if record then
     last = tonumber(n)
     -- A live claim is exact: its connection sends no frame before a checkpoint lists it
     -- (hub.Connection's lease), and from then on its live entry below counts + 1.
-    if state == 'C' then skip = token end
+    if state == 'C' then skip = token else revoke(token) end
   end
 end
 local oldest = (now_ms - tonumber(ARGV[6])) / 1000
@@ -94,7 +111,10 @@ for _, owner in ipairs(redis.call('ZRANGEBYSCORE', ARGV[8], oldest, '+inf')) do
     local token = owner .. '#' .. (sequence or '')
     if n and token ~= skip then
       local resume = tonumber(n)
-      if closed ~= 'C' then resume = resume + 1 end
+      if closed ~= 'C' then
+        resume = resume + 1
+        revoke(token)
+      end
       if resume > last then
         last = resume
         previous = n .. '|' .. (closed == 'C' and 'C' or 'L') .. '|' .. token
@@ -105,19 +125,31 @@ end
 if tonumber(ARGV[12]) > last then last = tonumber(ARGV[12]) end
 redis.call('HSET', buckets[1], ARGV[4], last .. '|L|' .. ARGV[5])
 redis.call('PEXPIRE', buckets[1], ARGV[6])
-return {previous, epoch, 1, last}
+return {previous, epoch, 1, last, revoked}
 """
 )
 
 # Record a connection's exact last count. ARGV after the prologue's: 4 client id, 5 token,
-# 6 last count, 7 expiry in ms. Returns 1 when written; 2 when another connection holds the
-# session with a lower count (its owner and state stay, its count is raised: counts only go up
-# over a session's life, so the higher one is the newer, "max wins"); 0 when refused (another
-# connection holds the session at this count or higher).
+# 6 last count, 7 expiry in ms, 8 live-hash prefix. Returns 1 when written; 2 when another
+# connection holds the session with a lower count (its owner and state stay, its count is
+# raised: counts only go up over a session's life, so the higher one is the newer, "max wins");
+# 0 when refused (another connection holds the session at this count or higher).
+#
+# Whatever the reply, the connection's entry in its node's live hash, if any, is marked closed
+# at the exact count: until the node's next checkpoint drops it, an open must not count one
+# frame past it (its claim record may already be overwritten by a newer, abandoned claim).
 CLOSE = (
     _BUCKETS
     + """
 local count = tonumber(ARGV[6])
+local owner, sequence = string.match(ARGV[5], '^(.*)#([^#]*)$')
+if owner then
+  local live = ARGV[8] .. owner
+  local entry = redis.call('HGET', live, ARGV[4])
+  if entry and string.match(entry, '^-?%d+|([^|]*)') == sequence then
+    redis.call('HSET', live, ARGV[4], count .. '|' .. sequence .. '|C')
+  end
+end
 local current = newest_record(ARGV[4])
 if current then
   local n, state, token = string.match(current, '^(-?%d+)|([LC])|(.*)$')
@@ -136,8 +168,16 @@ return 1
 
 # Replace one node's live counts. KEYS: none. ARGV: 1 live hash, 2 node channel, 3 registry key,
 # 4 expiry in ms, 5 epoch key, 6 the epoch this node knows ('' if none), 7 this checkpoint's
-# sequence number, then field, value, field, value... (client id, "<count>|<token sequence>").
-# Returns {epoch, 1 if written or 0 if a later checkpoint of this node was already applied}.
+# sequence number, 8 this node's revocation set, 9 the lowest token sequence of a handshake still
+# in progress on the node (else its next one), then field, value, field, value... (client id,
+# "<count>|<token sequence>", or "<count>|<token sequence>|C" for a close not yet written).
+# Returns {epoch, 1 if written or 0 if a later checkpoint of this node was already applied,
+# the revoked connections it listed ("<client id>|<sequence>")}.
+#
+# A listed connection that a newer claim revoked (OPEN) is left out of the hash, so its lease is
+# not raised, and returned, so that its node closes it. Its mark stays while the node may still
+# list it: when listed (a reply lost to a timeout revokes it again next time), and when not yet
+# listed because its handshake is still in progress (ARGV 9). It goes once neither can be.
 #
 # The sequence guards against a checkpoint that timed out on the node's side but reaches Redis
 # after a later one (a stalled Redis): applying it would lower counts the node has since relied
@@ -153,16 +193,31 @@ if not epoch then
   redis.call('SET', ARGV[5], epoch)
 end
 local applied = tonumber(redis.call('HGET', ARGV[1], '#seq') or '-1')
-if applied >= tonumber(ARGV[7]) then return {epoch, 0} end
+if applied >= tonumber(ARGV[7]) then return {epoch, 0, {}} end
 redis.call('DEL', ARGV[1])
 local chunk = 6000
-redis.call('HSET', ARGV[1], '#seq', ARGV[7], unpack(ARGV, 8, math.min(7 + chunk, #ARGV)))
-for first = 8 + chunk, #ARGV, chunk do
+redis.call('HSET', ARGV[1], '#seq', ARGV[7], unpack(ARGV, 10, math.min(9 + chunk, #ARGV)))
+for first = 10 + chunk, #ARGV, chunk do
   redis.call('HSET', ARGV[1], unpack(ARGV, first, math.min(first + chunk - 1, #ARGV)))
 end
 redis.call('PEXPIRE', ARGV[1], ARGV[4])
+local revoked = {}
+for _, member in ipairs(redis.call('SMEMBERS', ARGV[8])) do
+  local client_id, sequence = string.match(member, '^(.*)|([^|]*)$')
+  local value = client_id and redis.call('HGET', ARGV[1], client_id)
+  local listed, closed = false, ''
+  if value then listed, closed = string.match(value, '^-?%d+|([^|]*)|?(C?)$') end
+  if listed == sequence and closed ~= 'C' then
+    redis.call('HDEL', ARGV[1], client_id)
+    revoked[#revoked + 1] = member
+  elseif listed ~= sequence and (tonumber(sequence) or -1) >= tonumber(ARGV[9]) then
+    -- not listed yet: its handshake may still be in progress
+  else
+    redis.call('SREM', ARGV[8], member)
+  end
+end
 redis.call('ZADD', ARGV[3], now, ARGV[2])
 redis.call('ZREMRANGEBYSCORE', ARGV[3], '-inf', '(' .. (now - tonumber(ARGV[4]) / 1000))
 redis.call('PEXPIRE', ARGV[3], ARGV[4])
-return {epoch, 1}
+return {epoch, 1, revoked}
 """

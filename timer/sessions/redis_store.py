@@ -20,6 +20,11 @@ checkpoint that succeeded) is the *lease* of that connection: the hub never send
 than one past it (:meth:`checkpoint` returns whether it succeeded, and the node raises the leases
 only then). So whatever happens to the node, the next connection resumes at the stored count + 1
 (records.resume_last) and its first frame is the last one seen + 1 or + 2, never a repeat.
+A claim also *revokes* every other connection that may still hold the session (the newest
+claim if live, every live entry not closed): the next checkpoint of each one's node leaves it out
+and names it in :attr:`~timer.sessions.store.Checkpoint.revoked`, so its lease is never raised
+again and the node closes it as taken over. Two connections of one session never both get a
+lease, even when the takeover message sent over the channel layer comes late or not at all.
 While Redis is unreachable or too slow, :meth:`open` raises
 :class:`~timer.sessions.store.SessionStoreBusy` (the handshake gets 503 + Retry-After) instead of
 guessing a count from memory, and connected clients pause after at most one frame.
@@ -50,11 +55,12 @@ claims.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -67,12 +73,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .memory import MemorySessionStore
 from .records import CLOSED, LIVE, SessionRecord
 from .redis_scripts import CHECKPOINT, CLOSE, OPEN
-from .store import Opening, SessionStoreBusy
+from .store import Checkpoint, Opening, SessionStoreBusy
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "wstime:sessions:"
 LIVE_PREFIX = "wstime:live:"
+REVOKED_PREFIX = "wstime:revoked:"  # per node channel: its connections newer claims revoked
 NODES_KEY = "wstime:nodes"  # sorted set: node channel -> Redis time of its last checkpoint
 EPOCH_KEY = "wstime:epoch"  # "<Redis time ms>:<N or R>"; missing after Redis lost its data
 PENDING_MAX = 100_000  # closes held back by an outage before new handshakes are refused
@@ -186,6 +193,8 @@ class RedisSessionStore:
         self.buckets_to_read = math.ceil(ttl / self.bucket_seconds) + 2
         self.local = MemorySessionStore(ttl=ttl)
         self._pending_closes: dict[str, tuple[str, int]] = {}
+        # Closes sent and not yet answered: a checkpoint keeps their counts meanwhile.
+        self._closing: dict[str, tuple[str, int]] = {}
         self._open = self._redis.register_script(OPEN)
         self._close = self._redis.register_script(CLOSE)
         self._checkpoint = self._redis.register_script(CHECKPOINT)
@@ -269,7 +278,7 @@ class RedisSessionStore:
         # And the client may know a newer count than both (Redis lost it): never go below it.
         floor = max(local_record.last_n if local_record is not None else -1, last_seen)
         try:
-            raw, epoch, claimed, last = await self._claims.claim(
+            raw, epoch, claimed, last, revoked = await self._claims.claim(
                 [
                     *self._bucket_args(),
                     client_id,
@@ -281,6 +290,7 @@ class RedisSessionStore:
                     self.epoch,
                     int(self.recovery_grace * 1000),
                     floor,
+                    REVOKED_PREFIX,
                 ]
             )
         except RedisTimeoutError as exc:
@@ -298,7 +308,9 @@ class RedisSessionStore:
         previous = SessionRecord.decode(raw)
         if local_record is not None and (previous is None or local_record.last_n > previous.last_n):
             previous = local_record
-        opening = Opening(last_n=int(last), previous=previous)
+        opening = Opening(
+            last_n=int(last), previous=previous, revoked=tuple(_text(t) for t in revoked)
+        )
         self.local.put(client_id, SessionRecord(opening.last_n, LIVE, token))
         return opening
 
@@ -315,12 +327,23 @@ class RedisSessionStore:
     def live_key(self, owner_channel: str) -> str:
         return f"{LIVE_PREFIX}{owner_channel}"
 
-    async def checkpoint(self, owner_channel: str, entries: Iterable[tuple[str, str, int]]) -> bool:
+    async def checkpoint(
+        self,
+        owner_channel: str,
+        entries: Iterable[tuple[str, str, int]],
+        *,
+        handshake_floor: int = 0,
+    ) -> Checkpoint:
         """Replace this node's live counts with ``entries`` (client id, token, last count).
 
-        Return True once Redis holds them: only then may the node raise its connections' leases.
-        If Redis lost its data since the last checkpoint, this one also writes back the
-        sessions closed on this node within the TTL.
+        ``handshake_floor``: the lowest token sequence a handshake still in progress on the
+        node may hold (else its next one). A revoked connection at or above it that is not
+        listed yet keeps its mark, so that it is revoked once it is; 0 keeps every mark.
+
+        ``stored`` once Redis holds them: only then may the node raise its connections' leases,
+        except those of the ``revoked`` (a newer claim took their sessions; they are not
+        stored). If Redis lost its data since the last checkpoint, this one also writes back
+        the sessions closed on this node within the TTL.
         """
         args: list[str | int] = [
             self.live_key(owner_channel),
@@ -330,6 +353,8 @@ class RedisSessionStore:
             EPOCH_KEY,
             self.epoch,
             next(self._checkpoints),
+            f"{REVOKED_PREFIX}{owner_channel}",
+            handshake_floor,
         ]
         entries = list(entries)
         live = {client_id for client_id, _, _ in entries}
@@ -337,15 +362,19 @@ class RedisSessionStore:
         # is older, and resuming from it could repeat counts.
         for client_id, token, last_n in entries:
             args += [client_id, f"{last_n}|{token.rpartition('#')[2]}"]
-        # Marked closed ("|C"): its count is exact, so opening resumes at it, not one past.
-        for client_id, (token, last_n) in self._pending_closes.items():
+        # So does a close still on its way: it travels on another connection, and this
+        # checkpoint may reach Redis first. Marked closed ("|C"): its count is exact, so opening
+        # resumes at it, not one past.
+        for client_id, (token, last_n) in {**self._closing, **self._pending_closes}.items():
             if client_id not in live:
                 args += [client_id, f"{last_n}|{token.rpartition('#')[2]}|C"]
         try:
-            epoch, applied = await self._checkpoint(keys=[], args=args, client=self._lease_redis)
+            epoch, applied, revoked = await self._checkpoint(
+                keys=[], args=args, client=self._lease_redis
+            )
         except RedisError as exc:
             self._mark(False, "checkpoint", exc)
-            return False
+            return Checkpoint(stored=False)
         self._mark(True, "checkpoint")
         epoch = _text(epoch)
         if self.epoch and epoch != self.epoch:
@@ -358,7 +387,10 @@ class RedisSessionStore:
             self.epoch = epoch
             await self._replay_closed()
         self.epoch = epoch
-        return bool(applied)
+        return Checkpoint(
+            stored=bool(applied),
+            revoked=tuple(_revoked_connection(owner_channel, member) for member in revoked),
+        )
 
     async def _replay_closed(self) -> None:
         closed = [
@@ -374,7 +406,8 @@ class RedisSessionStore:
         """Record the connection's exact last count; held back and retried if Redis fails."""
         await self.local.close(client_id, token, last_n)
         try:
-            reply = await self._write_close(client_id, token, last_n)
+            with self._on_the_way([(client_id, token, last_n)]):
+                reply = await self._write_close(client_id, token, last_n)
         except RedisError as exc:
             self._mark(False, "close", exc)
             self._pending_closes[client_id] = (token, last_n)
@@ -389,10 +422,11 @@ class RedisSessionStore:
             return
         await self.local.close_many(entries)
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for client_id, token, last_n in entries:
-                    await self._write_close(client_id, token, last_n, client=pipe)
-                replies = await pipe.execute()
+            with self._on_the_way(entries):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for client_id, token, last_n in entries:
+                        await self._write_close(client_id, token, last_n, client=pipe)
+                    replies = await pipe.execute()
         except RedisError as exc:
             self._mark(False, "close", exc)
             for client_id, token, last_n in entries:
@@ -402,13 +436,25 @@ class RedisSessionStore:
         for (client_id, token, last_n), reply in zip(entries, replies, strict=False):
             self._check_reply(reply, client_id, token, last_n, "close")
 
+    @contextlib.contextmanager
+    def _on_the_way(self, entries: list[tuple[str, str, int]]) -> Iterator[None]:
+        """Keep closes in :attr:`_closing` while their write is on its way to Redis."""
+        for client_id, token, last_n in entries:
+            self._closing[client_id] = (token, last_n)
+        try:
+            yield
+        finally:
+            for client_id, token, last_n in entries:
+                if self._closing.get(client_id) == (token, last_n):
+                    del self._closing[client_id]
+
     async def _write_close(
         self, client_id: str, token: str, last_n: int, client: Any = None
     ) -> Any:
         return await self._close(
             keys=[],
             client=client,
-            args=[*self._bucket_args(), client_id, token, last_n, self._expiry_ms()],
+            args=[*self._bucket_args(), client_id, token, last_n, self._expiry_ms(), LIVE_PREFIX],
         )
 
     def _check_reply(
@@ -488,6 +534,12 @@ class RedisSessionStore:
         await self._redis.aclose()
         if self._lease_redis is not self._redis:
             await self._lease_redis.aclose()
+
+
+def _revoked_connection(owner_channel: str, member: str | bytes) -> tuple[str, str]:
+    """(client id, token) of a revocation-set member, ``"<client id>|<token sequence>"``."""
+    client_id, _, sequence = _text(member).rpartition("|")
+    return client_id, f"{owner_channel}#{sequence}"
 
 
 def _text(value: str | bytes | None) -> str:

@@ -15,6 +15,19 @@ class Opening:
     last_n: int  # the count treated as already shown; the next frame carries last_n + 1
     previous: SessionRecord | None  # what was stored before, if anything
     stored: bool = True  # always True: a store that cannot record the claim raises instead
+    # Other connections (tokens) that may still hold the session, revoked by this claim: their
+    # nodes close them (see Checkpoint.revoked); a takeover message makes that quicker.
+    revoked: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The outcome of storing a node's live counts."""
+
+    stored: bool  # the counts are stored: the hub may raise the listed connections' leases
+    # Listed connections (client id, token) a newer claim revoked: not stored, so their leases
+    # must not be raised; the node closes them as taken over.
+    revoked: tuple[tuple[str, str], ...] = ()
 
 
 class SessionStoreBusy(Exception):
@@ -47,10 +60,18 @@ class SessionStore(Protocol):
         Raises :class:`SessionStoreBusy` when the claim cannot be stored now.
         """
 
-    async def checkpoint(self, owner_channel: str, entries: list[tuple[str, str, int]]) -> bool:
+    async def checkpoint(
+        self,
+        owner_channel: str,
+        entries: list[tuple[str, str, int]],
+        *,
+        handshake_floor: int = 0,
+    ) -> Checkpoint:
         """Store the live counts (client id, token, last count) of this node's connections.
 
-        Return True once they are stored: the hub may then raise those connections' leases.
+        Once ``stored``, the hub may raise those connections' leases, except the ``revoked``.
+        ``handshake_floor`` is the lowest token sequence a handshake still in progress on the
+        node may hold: a revoked one of those must stay known until it is listed.
         """
 
     async def close(self, client_id: str, token: str, last_n: int) -> None:

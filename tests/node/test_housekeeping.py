@@ -1,0 +1,88 @@
+"""One checkpoint round of a node against a real redis-server on loopback (marked integration):
+leases are raised for the stored connections, and a connection another node's claim revoked is
+closed as taken over instead."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from localcluster.processes import start_redis
+from timer.node.housekeeping import checkpoint_once
+from timer.node.hub import Connection, Hub
+from timer.sessions.redis_store import RedisSessionStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    server = start_redis()
+    yield server.extra["url"]
+    server.stop()
+
+
+@pytest.fixture
+async def stores(redis_url):
+    """Two nodes' stores on one Redis."""
+    made = [
+        RedisSessionStore.from_url(redis_url, ttl=60, pool_size=2, recovery_grace=0.0)
+        for _ in range(2)
+    ]
+    yield made
+    for store in made:
+        await store.aclose()
+
+
+async def ignore(text: str) -> None:
+    return None
+
+
+async def ignore_close(code: int, reason: str) -> None:
+    return None
+
+
+async def test_checkpoint_once__a_revoked_connection_gets_no_lease_and_is_taken_over(stores):
+    node_a, node_b = stores
+    hub = Hub(node_name="a", interval=1.0, clock=time.monotonic)
+    hub.lease = True
+    connections = {}
+    for client_id in ("stays", "moves"):
+        token = f"nodeA#{client_id}"
+        opening = await node_a.open(client_id, token)
+        connections[client_id] = Connection(
+            client_id=client_id,
+            token=token,
+            last_n=opening.last_n,
+            send_text=ignore,
+            close=ignore_close,
+        )
+        hub.attach(connections[client_id])
+    # "moves" reconnected to node B; node B's takeover message has not reached node A.
+    assert (await node_b.open("moves", "nodeB#1")).revoked == ("nodeA#moves",)
+    taken_over: list[tuple[str, str]] = []
+
+    async def take_over(client_id: str, token: str) -> None:
+        taken_over.append((client_id, token))
+
+    assert await checkpoint_once(hub, node_a, "nodeA", take_over, handshake_floor=1)
+    assert taken_over == [("moves", "nodeA#moves")]
+    assert connections["stays"].persisted == -1  # its lease: frame 0 may go
+    assert connections["moves"].persisted == -2  # none: it sent nothing, and sends nothing
+
+
+def test_node__handshake_floor_is_the_oldest_pending_token_else_the_next():
+    """The floor a checkpoint keeps revocation marks above: handshakes not attached yet."""
+    from timer.config.loader import config
+    from timer.node.node import Node
+
+    node = Node(config(), name="floor")
+    node.new_token(), node.new_token()
+    assert node.handshake_floor() == 3
+    reservation = node.reservations.reserve("a")
+    reservation.token = node.new_token()
+    node.new_token()
+    assert node.handshake_floor() == 3
+    reservation.release()
+    assert node.handshake_floor() == 5
