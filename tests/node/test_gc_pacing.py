@@ -35,6 +35,7 @@ def pacer_after_one_collection() -> FullCollectionPacer:
         (111.0, 100, 76, EVERYTHING),  # more than a quarter closed: their garbage is frozen
         (111.0, 500, 76, EVERYTHING),  # churn wins over growth: one pass covers both
         (160.0, 100, 50, NEW_OBJECTS),  # a minute without either: the routine pass
+        (700.0, 100, 50, EVERYTHING),  # ten minutes after the last full pass: another one
     ],
 )
 def test_full_collection_pacer__due_by_interval_growth_and_churn(
@@ -75,3 +76,31 @@ async def test_pace_full_collections__switches_cpython_off_collects_and_restores
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+async def test_pace_full_collections__routine_passes_leave_the_old_generation_alone():
+    """Only the first pass (nothing frozen yet) and the full ones traverse generation 2."""
+    generations: list[int] = []
+
+    def record(phase: str, info: dict) -> None:
+        if phase == "start":
+            generations.append(info["generation"])
+
+    pacer = FullCollectionPacer(min_interval=0.0, routine_every=0.0)  # a routine pass each look
+    gc.callbacks.append(record)
+    task = asyncio.ensure_future(
+        pace_full_collections(
+            pacer, node_name="test-node", connections=lambda: 0, closes=lambda: 0, check_every=0.01
+        )
+    )
+    try:
+        for _ in range(100):
+            if pacer.collections >= 4:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        gc.callbacks.remove(record)
+    assert pacer.collections >= 4
+    assert generations.count(2) == 1, generations  # the first pass only

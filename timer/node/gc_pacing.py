@@ -11,13 +11,16 @@ So the node switches CPython's automatic full collections off and runs them itse
 (:func:`pace_full_collections`), at most every ``min_interval`` seconds:
 
 - when its connections grew by a quarter since the last one, or ``routine_every`` seconds
-  after it: a collection that traverses only the objects made since, after which the survivors
-  (mostly the connections open now) are frozen (:func:`gc.freeze`) and not traversed again;
-- when a quarter of the connections frozen so far have closed: their cyclic garbage sits among
-  the frozen objects, so everything is unfrozen and collected once (the long pause, but only
-  after that much churn), then frozen again.
+  after it: a collection of the young generations only, after which every object (mostly the
+  connections open now) is frozen (:func:`gc.freeze`) and not traversed again. A pass over the
+  objects made since the last freeze, old generation included, took 140-400 ms after a ramp to
+  10,000 connections and freed nothing: what outlives the young generations is live. The rare
+  cyclic garbage that did is frozen with it until the next full pass;
+- when a quarter of the connections frozen so far have closed, or ``full_every`` seconds after
+  the last full pass: everything is unfrozen and collected once (the long pause, but only after
+  that much churn or time), then frozen again.
 
-Memory stays bounded by the garbage of a quarter of the connections and of ``routine_every``
+Memory stays bounded by the garbage of a quarter of the connections and of ``full_every``
 seconds. The node decides from its own counts of connections and closes: counting the objects
 of the old generation (``gc.get_objects``) would itself take 200 ms at 10,000 connections.
 Younger collections are CPython's, unchanged. :class:`FullCollectionPacer` decides (pure); the
@@ -49,9 +52,11 @@ class FullCollectionPacer:
 
     min_interval: float  # seconds between two full collections at least
     routine_every: float = 60.0  # collect the new objects at least this often
+    full_every: float = 600.0  # collect everything at least this often
     growth: float = 0.25  # collect the new objects once connections grew by this fraction
     churn: float = 0.25  # collect everything once this fraction of frozen connections closed
     last_at: float = -math.inf
+    last_full_at: float = -math.inf
     connections_at_last: int = 0
     connections_frozen: int = 0  # connections open at the last freeze, at most
     closes_at_freeze: int = 0  # the node's close count at the last full pass
@@ -62,7 +67,10 @@ class FullCollectionPacer:
         """NOTHING, NEW_OBJECTS or EVERYTHING."""
         if now - self.last_at < self.min_interval:
             return NOTHING
-        if closes - self.closes_at_freeze > self.churn * max(1, self.connections_frozen):
+        if (
+            closes - self.closes_at_freeze > self.churn * max(1, self.connections_frozen)
+            or now - self.last_full_at >= self.full_every
+        ):
             return EVERYTHING
         if (
             connections > self.connections_at_last * (1 + self.growth)
@@ -78,6 +86,7 @@ class FullCollectionPacer:
         self.connections_at_last = connections
         if kind == EVERYTHING:
             self.connections_frozen, self.closes_at_freeze = connections, closes
+            self.last_full_at = now
         else:  # the connections of this round joined the frozen ones
             self.connections_frozen = max(self.connections_frozen, connections)
         self.collections += 1
@@ -105,7 +114,7 @@ async def pace_full_collections(
             started = time.perf_counter()
             if kind == EVERYTHING:
                 gc.unfreeze()
-            freed = gc.collect(2)
+            freed = gc.collect(2 if kind == EVERYTHING else 1)
             gc.freeze()
             pause = time.perf_counter() - started
             pacer.collected(clock(), kind, connections=connections(), closes=closes(), pause=pause)
