@@ -1,9 +1,10 @@
 """One checkpoint round of a node against a real redis-server on loopback (marked integration):
-leases are raised for the stored connections, and a connection another node's claim revoked is
-closed as taken over instead."""
+leases are raised for the stored connections, and the node hears of a connection another node's
+claim revoked, which gets none; what the node then does with it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -43,7 +44,7 @@ async def ignore_close(code: int, reason: str) -> None:
     return None
 
 
-async def test_checkpoint_once__a_revoked_connection_gets_no_lease_and_is_taken_over(stores):
+async def test_checkpoint_once__a_revoked_connection_gets_no_lease_and_is_reported(stores):
     node_a, node_b = stores
     hub = Hub(node_name="a", interval=1.0, clock=time.monotonic)
     hub.lease = True
@@ -61,15 +62,42 @@ async def test_checkpoint_once__a_revoked_connection_gets_no_lease_and_is_taken_
         hub.attach(connections[client_id])
     # "moves" reconnected to node B; node B's takeover message has not reached node A.
     assert (await node_b.open("moves", "nodeB#1")).revoked == ("nodeA#moves",)
-    taken_over: list[tuple[str, str]] = []
+    reported: list[tuple[tuple[str, str], ...]] = []
 
-    async def take_over(client_id: str, token: str) -> None:
-        taken_over.append((client_id, token))
+    async def revoked(pairs: tuple[tuple[str, str], ...]) -> None:
+        reported.append(pairs)
 
-    assert await checkpoint_once(hub, node_a, "nodeA", take_over, handshake_floor=1)
-    assert taken_over == [("moves", "nodeA#moves")]
+    assert await checkpoint_once(hub, node_a, "nodeA", revoked, handshake_floor=1)
+    assert reported == [(("moves", "nodeA#moves"),)]
     assert connections["stays"].persisted == -1  # its lease: frame 0 may go
     assert connections["moves"].persisted == -2  # none: it sent nothing, and sends nothing
+
+
+async def test_node__a_revoked_connection_no_takeover_reaches_is_closed_with_1013():
+    """Revoked by a claim whose handshake never finished (no takeover message will come): after
+    the grace its client is told to reconnect, not that another tab holds its session."""
+    from timer.config.loader import config
+    from timer.core.close_codes import CLOSE_TRY_AGAIN_LATER
+    from timer.node.node import Node
+    from timer.sessions.memory import MemorySessionStore
+
+    node = Node(config(), name="revoking")
+    node.hub = Hub(node_name="revoking", interval=1.0, clock=time.monotonic)
+    node.store = MemorySessionStore(ttl=60)
+    node.revoked_grace = 0.05
+    closes: list[int] = []
+
+    async def close(code: int, reason: str) -> None:
+        closes.append(code)
+
+    connection = Connection(client_id="c", token="n#1", last_n=4, send_text=ignore, close=close)
+    node.hub.attach(connection)
+    await node.revoked((("c", "n#1"), ("gone", "n#2")))  # noted; "gone" is not here
+    assert connection.revoked_at is not None and closes == []
+    await asyncio.sleep(0.06)
+    await node.revoked((("c", "n#1"),))  # the next checkpoint reports it again
+    assert closes == [CLOSE_TRY_AGAIN_LATER] and node.hub.get("c") is None
+    assert (await node.store.open("c", "n#3")).last_n == 4  # its exact count was recorded
 
 
 def test_node__handshake_floor_is_the_oldest_pending_token_else_the_next():

@@ -3,8 +3,9 @@
 A checkpoint that Redis stored raises every connection's lease to the counts it wrote (see
 :mod:`timer.node.hub`); one that failed raises nothing, so connections pause at most one frame
 past what Redis holds until a later one succeeds. A connection whose session a newer claim
-revoked (another node's, whose takeover message has not arrived) gets no lease and is closed as
-taken over. One store call per node per interval, whatever the number of connections.
+revoked (another node's, whose takeover message has not arrived) gets no lease, and the node
+hears of it (:meth:`timer.node.node.Node.revoked`). One store call per node per interval,
+whatever the number of connections.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .loop_lag import LagRecord
 SWEEP_EVERY = 30.0  # seconds between two sweeps of expired sessions from this process's memory
 
 
-TakeOver = Callable[[str, str], Awaitable[None]]  # (client id, token): close it as taken over
+# (client id, token) of the listed connections a newer claim revoked, at every checkpoint
+Revoked = Callable[[tuple[tuple[str, str], ...]], Awaitable[None]]
 
 
 async def run_housekeeping(
@@ -28,7 +30,7 @@ async def run_housekeeping(
     *,
     channel: Callable[[], str],
     interval: float,
-    take_over: TakeOver,
+    revoked: Revoked,
     handshake_floor: Callable[[], int],
     durations: LagRecord | None = None,
 ) -> None:
@@ -48,7 +50,7 @@ async def run_housekeeping(
                 await store.flush_pending()
             started = loop.time()
             stored = await checkpoint_once(
-                hub, store, channel(), take_over, handshake_floor=handshake_floor()
+                hub, store, channel(), revoked, handshake_floor=handshake_floor()
             )
             if stored and durations is not None:
                 durations.add(loop.time() - started)
@@ -58,9 +60,10 @@ async def run_housekeeping(
 
 
 async def checkpoint_once(
-    hub: Hub, store: SessionStore, channel: str, take_over: TakeOver, *, handshake_floor: int
+    hub: Hub, store: SessionStore, channel: str, revoked: Revoked, *, handshake_floor: int
 ) -> bool:
-    """Store the live counts, raise the leases of the stored, close the revoked; True if stored.
+    """Store the live counts, raise the leases of the stored but not revoked, report the
+    revoked; True if stored.
 
     ``handshake_floor`` must be read with the snapshot, before any await (see
     :meth:`timer.node.node.Node.handshake_floor`).
@@ -72,8 +75,8 @@ async def checkpoint_once(
         handshake_floor=handshake_floor,
     )
     if result.stored:
-        revoked = {token for _, token in result.revoked}
-        await hub.confirm([(c, n) for c, n in snapshot if c.token not in revoked])
-    for client_id, token in result.revoked:
-        await take_over(client_id, token)
+        tokens = {token for _, token in result.revoked}
+        await hub.confirm([(c, n) for c, n in snapshot if c.token not in tokens])
+    if result.revoked:
+        await revoked(result.revoked)
     return result.stored

@@ -46,6 +46,7 @@ class Connection:
         "closing",
         "persisted",
         "owed_at",
+        "revoked_at",
     )
 
     def __init__(
@@ -62,6 +63,7 @@ class Connection:
         # handshake that failed after claiming costs no count): no frame before that.
         self.persisted = last_n - 1
         self.owed_at = 0.0  # when its last frame was held back by the lease
+        self.revoked_at: float | None = None  # when a checkpoint said a newer claim revoked it
 
     def __repr__(self) -> str:
         return f"<Connection {self.client_id} n={self.last_n}>"

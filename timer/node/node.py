@@ -30,7 +30,7 @@ from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
 from ..config.loader import Config, config
-from ..core.close_codes import CLOSE_SESSION_TAKEN_OVER
+from ..core.close_codes import CLOSE_SESSION_TAKEN_OVER, CLOSE_TRY_AGAIN_LATER
 from ..core.drain_plan import DrainPlan, close_reason, reconnect_hint_ms
 from ..core.names import random_name
 from ..core.reservations import Reservations
@@ -87,6 +87,9 @@ class Node:
         self.loop_lag = LagRecord()
         self.checkpoint_durations = LagRecord()
         self.gc_pacer = FullCollectionPacer(min_interval=cfg.gc_full_every)
+        # How long a revoked connection waits for the takeover message of the claim that
+        # revoked it (see revoked); the message normally takes milliseconds.
+        self.revoked_grace = max(2 * cfg.tick_interval, 1.0)
 
     # --- life cycle
 
@@ -138,7 +141,7 @@ class Node:
                     store,
                     channel=lambda: self.channel_name,
                     interval=cfg.tick_interval,
-                    take_over=self.take_over,
+                    revoked=self.revoked,
                     handshake_floor=self.handshake_floor,
                     durations=self.checkpoint_durations,
                 ),
@@ -299,6 +302,43 @@ class Node:
                 self.name,
                 client_id,
             )
+
+    async def revoked(self, revoked: tuple[tuple[str, str], ...]) -> None:
+        """A checkpoint found these connections (client id, token) revoked by a newer claim.
+
+        They get no lease any more, so they send nothing. The newer claim's node normally
+        sends a takeover message within milliseconds, which closes them with 4001. A claim
+        whose handshake never finished sends none: its reply was lost to a stalled Redis or a
+        cut link, and the claim ran late. Such a connection is closed with 1013 after
+        :attr:`revoked_grace`, so that its client reconnects instead of being told that
+        another tab holds its session.
+        """
+        assert self.hub is not None
+        now = time.monotonic()
+        due = []
+        for client_id, token in revoked:
+            connection = self.hub.get(client_id)
+            if connection is None or connection.token != token:
+                continue
+            if connection.revoked_at is None:
+                connection.revoked_at = now
+                logger.info(
+                    "node=%s client=%s event=revoked: a newer claim holds the session; "
+                    "waiting for its takeover",
+                    self.name,
+                    client_id,
+                )
+            elif now - connection.revoked_at >= self.revoked_grace:
+                due.append(connection)
+        if due:
+            logger.warning(
+                "node=%s event=revoked-unclaimed count=%d: no takeover came for connections "
+                "a newer claim revoked; closing them with %d so that their clients reconnect",
+                self.name,
+                len(due),
+                CLOSE_TRY_AGAIN_LATER,
+            )
+            await self.close_connections(due, CLOSE_TRY_AGAIN_LATER, "session claimed elsewhere")
 
     async def take_over_local(self, connection: Connection) -> None:
         assert self.hub is not None and self.store is not None
