@@ -8,7 +8,6 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from localcluster.processes import start_redis
 from timer.health.runtime import get_monitor
 from timer.node.cluster_state import (
     HISTORY_PREFIX,
@@ -21,13 +20,6 @@ from timer.node.cluster_state import (
 from timer.node.cluster_task import node_state
 from timer.web.health_views import health_json
 from timer.web.metrics_collector import NodeCollector
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    server = start_redis()
-    yield server.extra["url"]
-    server.stop()
 
 
 @pytest.fixture

@@ -9,19 +9,11 @@ import time
 
 import pytest
 
-from localcluster.processes import start_redis
 from timer.node.housekeeping import checkpoint_once
 from timer.node.hub import Connection, Hub
 from timer.sessions.redis_store import RedisSessionStore
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    server = start_redis()
-    yield server.extra["url"]
-    server.stop()
 
 
 @pytest.fixture
