@@ -271,15 +271,15 @@ class Node:
             self.counters.sessions_new += 1
         else:
             self.counters.sessions_resumed += 1
-        # The claim revoked them: their nodes' next checkpoints close them. The message only
-        # makes that quicker (the same node's older connection was closed above).
+        # The claim revoked them: their nodes' next checkpoints stop their leases, and this
+        # message closes them with 4001 (the same node's older connection was closed above).
         for revoked in opening.revoked:
             owner_channel = revoked.rpartition("#")[0]
             if not owner_channel or owner_channel == self.channel_name:
                 continue
             try:
                 await send_takeover(self.layer, owner_channel, client_id, revoked)
-            except Exception:  # noqa: BLE001 - its node's next checkpoint closes it anyway
+            except Exception:  # noqa: BLE001 - its node closes it with 1013 without a message
                 logger.warning(
                     "node=%s client=%s could not reach %s to take the session over",
                     self.name,

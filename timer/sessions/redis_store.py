@@ -23,8 +23,9 @@ only then). So whatever happens to the node, the next connection resumes at the 
 A claim also *revokes* every other connection that may still hold the session (the newest
 claim if live, every live entry not closed): the next checkpoint of each one's node leaves it out
 and names it in :attr:`~timer.sessions.store.Checkpoint.revoked`, so its lease is never raised
-again and the node closes it as taken over. Two connections of one session never both get a
-lease, even when the takeover message sent over the channel layer comes late or not at all.
+again (the node closes it: see :meth:`timer.node.node.Node.revoked`). Two connections of one
+session never both get a lease, even when the takeover message sent over the channel layer comes
+late or not at all.
 While Redis is unreachable or too slow, :meth:`open` raises
 :class:`~timer.sessions.store.SessionStoreBusy` (the handshake gets 503 + Retry-After) instead of
 guessing a count from memory, and connected clients pause after at most one frame.

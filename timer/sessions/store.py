@@ -16,7 +16,7 @@ class Opening:
     previous: SessionRecord | None  # what was stored before, if anything
     stored: bool = True  # always True: a store that cannot record the claim raises instead
     # Other connections (tokens) that may still hold the session, revoked by this claim: their
-    # nodes close them (see Checkpoint.revoked); a takeover message makes that quicker.
+    # nodes stop their leases (see Checkpoint.revoked); the node sends each a takeover message.
     revoked: tuple[str, ...] = ()
 
 
@@ -26,7 +26,7 @@ class Checkpoint:
 
     stored: bool  # the counts are stored: the hub may raise the listed connections' leases
     # Listed connections (client id, token) a newer claim revoked: not stored, so their leases
-    # must not be raised; the node closes them as taken over.
+    # must not be raised (timer.node.node.Node.revoked says what the node does with them).
     revoked: tuple[tuple[str, str], ...] = ()
 
 
