@@ -40,6 +40,7 @@ from ..health.monitor import Report
 from ..health.runtime import get_monitor
 from ..health.sampler import Sampler
 from ..sessions.factory import open_store
+from ..sessions.records import token_owner, token_sequence
 from ..sessions.store import Opening, SessionStore
 from . import supervise
 from .agent import agent_reply, serve_agent
@@ -249,7 +250,7 @@ class Node:
         Another node's claim may revoke such a connection before it is attached; the
         checkpoint keeps that mark until the connection is listed (and so revoked).
         """
-        pending = [int(token.rpartition("#")[2]) for token in self.reservations.tokens()]
+        pending = [int(token_sequence(token)) for token in self.reservations.tokens()]
         return min(pending, default=self._last_sequence + 1)
 
     async def open_session(self, client_id: str, token: str, *, last_seen: int = -1) -> Opening:
@@ -274,7 +275,7 @@ class Node:
         # The claim revoked them: their nodes' next checkpoints stop their leases, and this
         # message closes them with 4001 (the same node's older connection was closed above).
         for revoked in opening.revoked:
-            owner_channel = revoked.rpartition("#")[0]
+            owner_channel = token_owner(revoked)
             if not owner_channel or owner_channel == self.channel_name:
                 continue
             try:

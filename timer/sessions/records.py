@@ -38,7 +38,17 @@ class SessionRecord:
     @property
     def owner_channel(self) -> str:
         """The node channel of the connection that wrote the record."""
-        return self.token.rpartition("#")[0]
+        return token_owner(self.token)
+
+
+def token_owner(token: str) -> str:
+    """The node channel of a connection's token, ``"<node channel>#<sequence>"``."""
+    return token.rpartition("#")[0]
+
+
+def token_sequence(token: str) -> str:
+    """The sequence of a connection's token among its node's tokens."""
+    return token.rpartition("#")[2]
 
 
 def resume_last(record: SessionRecord | None) -> int:

@@ -72,7 +72,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .memory import MemorySessionStore
-from .records import CLOSED, LIVE, SessionRecord
+from .records import CLOSED, LIVE, SessionRecord, token_sequence
 from .redis_scripts import CHECKPOINT, CLOSE, OPEN
 from .store import Checkpoint, Opening, SessionStoreBusy
 
@@ -362,13 +362,13 @@ class RedisSessionStore:
         # A held close keeps its count in the live hash until it is written: the claim alone
         # is older, and resuming from it could repeat counts.
         for client_id, token, last_n in entries:
-            args += [client_id, f"{last_n}|{token.rpartition('#')[2]}"]
+            args += [client_id, f"{last_n}|{token_sequence(token)}"]
         # So does a close still on its way: it travels on another connection, and this
         # checkpoint may reach Redis first. Marked closed ("|C"): its count is exact, so opening
         # resumes at it, not one past.
         for client_id, (token, last_n) in {**self._closing, **self._pending_closes}.items():
             if client_id not in live:
-                args += [client_id, f"{last_n}|{token.rpartition('#')[2]}|C"]
+                args += [client_id, f"{last_n}|{token_sequence(token)}|C"]
         try:
             epoch, applied, revoked = await self._checkpoint(
                 keys=[], args=args, client=self._lease_redis
