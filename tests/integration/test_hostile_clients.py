@@ -173,3 +173,34 @@ def test_hostile__unfinished_fragments_keep_memory_bounded(plain_node):
     assert codes == [[CLOSE_MESSAGE_TOO_BIG]] * 50
     growth = peak[0] - baseline
     assert growth < 16 * 1024 * 1024, f"RSS grew by {growth / 2**20:.1f} MiB"
+
+
+OP_PING = 0x9
+
+
+@pytest.fixture
+def pinging_node(tmp_path):
+    running = start_node(
+        name="pinging-node",
+        env={"WSTIME_TICK_INTERVAL": "0.2", **data_dir_env(tmp_path)},
+        daphne_args=("--ping-interval", "1", "--ping-timeout", "2"),
+    )
+    yield running
+    running.stop()
+
+
+def test_hostile__a_client_that_never_answers_pings_is_dropped(pinging_node):
+    """daphne's keepalive still pings every connection and drops one that does not answer.
+
+    The checks run a slice of the connections at a time (timer/server/sliced_checks.py); each
+    connection is still checked once per 2 s pass, so the ping comes within about 3 s and the
+    drop 2 s after it.
+    """
+    started = time.monotonic()
+    client = RawClient(pinging_node.port, "/?id=never-pongs")
+    frames = client.frames(timeout=15)
+    ended = time.monotonic() - started
+    client.close()
+    assert any(f.opcode == OP_PING for f in frames), [f.opcode for f in frames]
+    assert ended < 10, f"still open after {ended:.1f} s"
+    assert any(f.opcode == OP_TEXT for f in frames)  # it ticked until then

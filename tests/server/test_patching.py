@@ -55,7 +55,11 @@ def test_patch__declares_the_private_names_it_touches(name, touched):
 
 def test_patches__required_are_errors_optional_are_warnings_with_distinct_ids():
     """Behaviour and security patches are required; the performance ones optional."""
-    assert {p.name for p in PATCHES if not p.required} == {"lazy pformat", "eager writes"}
+    assert {p.name for p in PATCHES if not p.required} == {
+        "lazy pformat",
+        "eager writes",
+        "sliced checks",
+    }
     assert all(p.check_id.startswith("timer.E" if p.required else "timer.W") for p in PATCHES)
     assert len({p.check_id for p in PATCHES}) == len(PATCHES)
 

@@ -9,11 +9,12 @@
 | ``header_deadline`` | a total deadline for request headers | required |
 | ``lazy_pformat`` | autobahn's debug formatting only when logged | optional |
 | ``eager_writes`` | Twisted TCP writes sent at once when nothing is buffered | optional |
+| ``sliced_checks`` | daphne's timeout and keepalive checks a slice at a time | optional |
 
 Each declares the releases it was written for and the private names it touches
 (``patching.Patch``); :func:`install` applies those whose checks pass and leaves the others
 out, logged. The system checks (``timer/config/checks.py``) report the same: a required patch that
-cannot apply is an error (timer.E011-E015), an optional one a warning (timer.W011-W012).
+cannot apply is an error (timer.E011-E015), an optional one a warning (timer.W011-W013).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from . import (
     lazy_pformat,
     message_limit,
     send_errors,
+    sliced_checks,
 )
 from .patching import Patch, apply
 from .send_errors import ClientDisconnected
@@ -40,6 +42,7 @@ PATCHES: tuple[Patch, ...] = (
     header_deadline.PATCH,
     lazy_pformat.PATCH,
     eager_writes.PATCH,
+    sliced_checks.PATCH,
 )
 
 

@@ -15,7 +15,7 @@ def check_server_patches(app_configs=None, **kwargs) -> list[CheckMessage]:
     """Each patch of daphne/Twisted/autobahn can apply to the installed releases.
 
     A required one that cannot is an error (timer.E011-E015), an optional one a warning
-    (timer.W011-W012); the message says which release or private name is off.
+    (timer.W011-W013); the message says which release or private name is off.
     """
     return server_patch_messages(PATCHES)
 
