@@ -108,6 +108,43 @@ async def test_hub__lease__one_frame_past_the_stored_count_until_confirmed():
         await asyncio.gather(ticker, return_exceptions=True)
 
 
+async def test_hub__lease__held_frames_are_released_in_slices_each_once():
+    """A confirm that releases many held frames lets the loop run between slices of them, and
+    each held connection gets its one frame."""
+    hub = Hub(node_name="unit", interval=1.0, clock=time.monotonic)
+    hub.lease = True
+    sockets = [Socket(fail_at=0, fail_with=RuntimeError("never raised")) for _ in range(200)]
+    connections = [
+        Connection(client_id=f"c{i}", token=f"t{i}", last_n=4, send_text=s.send_text, close=s.close)
+        for i, s in enumerate(sockets)
+    ]
+    for connection in connections:
+        hub.attach(connection)
+    ticker = asyncio.create_task(hub.run_ticker())
+    seen_while_releasing: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            seen_while_releasing.append(sum(len(s.frames) for s in sockets))
+            await asyncio.sleep(0)
+
+    try:
+        async with asyncio.timeout(5):
+            while hub.stats.frames_held < len(connections):
+                await asyncio.sleep(0.005)
+        ticker.cancel()
+        watcher = asyncio.create_task(watch())
+        await asyncio.sleep(0)
+        await hub.confirm([(c, 4) for c in connections])
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    finally:
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+    assert [s.frames for s in sockets] == [["unit: you have been connected for 5 seconds"]] * 200
+    assert any(0 < seen < 200 for seen in seen_while_releasing), seen_while_releasing
+
+
 async def test_hub__no_lease__ticks_freely():
     """Without a shared store (one node in memory) nothing holds frames back."""
     hub = Hub(node_name="unit", interval=INTERVAL, clock=time.monotonic)
