@@ -169,8 +169,9 @@ return 1
 # Replace one node's live counts. KEYS: none. ARGV: 1 live hash, 2 node channel, 3 registry key,
 # 4 expiry in ms, 5 epoch key, 6 the epoch this node knows ('' if none), 7 this checkpoint's
 # sequence number, 8 this node's revocation set, 9 the lowest token sequence of a handshake still
-# in progress on the node (else its next one), then field, value, field, value... (client id,
-# "<count>|<token sequence>", or "<count>|<token sequence>|C" for a close not yet written).
+# in progress on the node (else its next one), 10 the entries as one MessagePack array of field,
+# value, field, value... (client id, "<count>|<token sequence>", or "<count>|<token sequence>|C"
+# for a close not yet written).
 # Returns {epoch, 1 if written or 0 if a later checkpoint of this node was already applied,
 # the revoked connections it listed ("<client id>|<sequence>")}.
 #
@@ -195,10 +196,11 @@ end
 local applied = tonumber(redis.call('HGET', ARGV[1], '#seq') or '-1')
 if applied >= tonumber(ARGV[7]) then return {epoch, 0, {}} end
 redis.call('DEL', ARGV[1])
+local entries = cmsgpack.unpack(ARGV[10])
 local chunk = 6000
-redis.call('HSET', ARGV[1], '#seq', ARGV[7], unpack(ARGV, 10, math.min(9 + chunk, #ARGV)))
-for first = 10 + chunk, #ARGV, chunk do
-  redis.call('HSET', ARGV[1], unpack(ARGV, first, math.min(first + chunk - 1, #ARGV)))
+redis.call('HSET', ARGV[1], '#seq', ARGV[7], unpack(entries, 1, math.min(chunk, #entries)))
+for first = 1 + chunk, #entries, chunk do
+  redis.call('HSET', ARGV[1], unpack(entries, first, math.min(first + chunk - 1, #entries)))
 end
 redis.call('PEXPIRE', ARGV[1], ARGV[4])
 local revoked = {}

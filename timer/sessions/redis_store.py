@@ -64,6 +64,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import msgpack
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -346,7 +347,7 @@ class RedisSessionStore:
         stored). If Redis lost its data since the last checkpoint, this one also writes back
         the sessions closed on this node within the TTL.
         """
-        args: list[str | int] = [
+        args: list[str | int | bytes] = [
             self.live_key(owner_channel),
             owner_channel,
             NODES_KEY,
@@ -357,18 +358,21 @@ class RedisSessionStore:
             f"{REVOKED_PREFIX}{owner_channel}",
             handshake_floor,
         ]
-        entries = list(entries)
-        live = {client_id for client_id, _, _ in entries}
-        # A held close keeps its count in the live hash until it is written: the claim alone
-        # is older, and resuming from it could repeat counts.
+        fields: list[str] = []
+        live = set()
         for client_id, token, last_n in entries:
-            args += [client_id, f"{last_n}|{token_sequence(token)}"]
-        # So does a close still on its way: it travels on another connection, and this
-        # checkpoint may reach Redis first. Marked closed ("|C"): its count is exact, so opening
-        # resumes at it, not one past.
+            live.add(client_id)
+            fields += (client_id, f"{last_n}|{token_sequence(token)}")
+        # A held close keeps its count in the live hash until it is written: the claim alone
+        # is older, and resuming from it could repeat counts. So does a close still on its way:
+        # it travels on another connection, and this checkpoint may reach Redis first. Marked
+        # closed ("|C"): its count is exact, so opening resumes at it, not one past.
         for client_id, (token, last_n) in {**self._closing, **self._pending_closes}.items():
             if client_id not in live:
-                args += [client_id, f"{last_n}|{token_sequence(token)}|C"]
+                fields += (client_id, f"{last_n}|{token_sequence(token)}|C")
+        # One MessagePack argument, not two per connection: redis-py encodes each argument in
+        # Python (11 ms of the event loop at 10,000 connections), msgpack all of them in C.
+        args.append(msgpack.packb(fields))
         try:
             epoch, applied, revoked = await self._checkpoint(
                 keys=[], args=args, client=self._lease_redis
