@@ -13,6 +13,7 @@ CPU_VS_NODE_MAX = 1.5
 CPU_VS_NODE_STRETCH = 1.2
 RSS_MAX_KB = 20.0
 HEALTH_P99_MAX_MS = 10.0
+LAG_P99_MAX_MS = 10.0  # the node's own event-loop lag, a bucket bound of its histogram
 RESUMED_MIN_PCT = 99.0
 # The failover storm: the survivor stays responsive while a killed node's clients land on it.
 STORM_HEALTH_P99_MAX_MS = 250.0
@@ -99,6 +100,15 @@ def judge(result: dict[str, Any]) -> list[dict[str, Any]]:
             f"/healthcheck p99 < {HEALTH_P99_MAX_MS:g} ms (all 200)",
             f"{_fmt(health.get('p99_ms'))} ms, statuses {statuses}",
             None if not health else ok and _below(health.get("p99_ms"), HEALTH_P99_MAX_MS),
+            where,
+        )
+        lag = row.get("loop_lag") or {}
+        add(
+            f"event-loop lag p99 <= {LAG_P99_MAX_MS:g} ms (bucket bound)",
+            f"{_fmt(lag.get('p99_ms'))} ms of {lag.get('samples', 0)} samples",
+            _below(lag.get("p99_ms"), LAG_P99_MAX_MS, inclusive=True)
+            if lag.get("samples")
+            else None,
             where,
         )
     rates = [

@@ -23,6 +23,7 @@ from localcluster.processes import LOOPBACK, Managed, http_get, start_haproxy, s
 
 from . import profile
 from .loadgen import LoadGenerator, LoadSpec, default_workers
+from .loop_lag import lag_figures, lag_scrape
 from .probes import HttpProber, MachineSampler, ProcessSampler, RedisCommandSampler
 from .servers import (
     NODE_WS,
@@ -183,9 +184,14 @@ def _measure_capacity(
         options.settle, 1.5 * options.interval
     )
     window = (window_start, window_start + options.window)
+    lag_at_start = None
+    if server.kind in WSTIME_KINDS:
+        _sleep_until(window[0])
+        lag_at_start = lag_scrape(server)
     _sleep_until(window[1] + 0.2)
     summary = profile.finish_recording(*recording) if recording is not None else None
     metrics = _metrics(server) if server.kind in WSTIME_KINDS else None
+    loop_lag = None if lag_at_start is None else lag_figures(lag_at_start, lag_scrape(server))
     outcome = load.stop(window=window)
     figures = outcome.tally.figures()
     used = process.figures(*window)
@@ -225,6 +231,7 @@ def _measure_capacity(
         "others_cpu_pct": others,  # busy time of processes this run did not start
         "redis_cmds_per_s": commands.per_second(*window) if commands else None,
         "healthcheck": health.figures(*window) if health else None,
+        "loop_lag": loop_lag,  # the node's own, over the window (bucket bounds)
         "log_problems": log_problems(server.managed.log()),
         "metrics": metrics,
     }

@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from localcluster.processes import LOOPBACK, http_get, start_haproxy, start_redis
+from localcluster.processes import LOOPBACK, start_haproxy, start_redis
 from timer.core.close_codes import CLOSE_SESSION_TAKEN_OVER
-from timer.node.loop_lag import bucket_percentile
 
 from . import profile
 from .loadgen import LoadGenerator, LoadSpec, default_workers
+from .loop_lag import lag_figures, lag_scrape
 from .probes import HttpProber, MachineSampler, ProcessSampler
 from .scenarios import (
     Options,
@@ -49,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 WITHIN_S = 4.0  # the target: resumed within this long after the kill
 HEALTH_RATE = 20.0  # /healthcheck requests per second on the survivor
-LAG_METRIC = "wstime_event_loop_lag_seconds"
 SURVIVOR, VICTIM = "bench-survivor", "bench-victim"
 # Counters of the survivor's /metrics whose growth during the storm the report shows.
 COUNTERS = (
@@ -60,65 +59,6 @@ COUNTERS = (
     "wstime_frames_held",
     "wstime_ticker_steps_skipped",
 )
-
-_BUCKET = re.compile(rf'^{LAG_METRIC}_bucket\{{[^}}]*le="(?P<le>[^"]+)"[^}}]*\}} (?P<n>\S+)$')
-_SUM = re.compile(rf"^{LAG_METRIC}_sum\{{[^}}]*\}} (?P<v>\S+)$")
-
-
-def lag_buckets(text: str) -> tuple[list[tuple[float, float]], float]:
-    """The lag histogram of a /metrics text: (upper bound, cumulative count) and the sum."""
-    buckets: list[tuple[float, float]] = []
-    total = 0.0
-    for line in text.splitlines():
-        if match := _BUCKET.match(line):
-            buckets.append((float(match["le"]), float(match["n"])))
-        elif match := _SUM.match(line):
-            total = float(match["v"])
-    return sorted(buckets), total
-
-
-def lag_figures(
-    before: tuple[list[tuple[float, float]], float], after: tuple[list[tuple[float, float]], float]
-) -> dict[str, Any]:
-    """Lag between two scrapes of the histogram: samples, mean, and p50/p99/max as bucket bounds.
-
-    A bound is an upper bound of the true value (``max_ms`` None: past the last finite bound).
-    """
-    (b_buckets, b_sum), (a_buckets, a_sum) = before, after
-    if not b_buckets or not a_buckets:  # a scrape failed: nothing to subtract
-        return {
-            "samples": 0,
-            "mean_ms": None,
-            "p50_ms": None,
-            "p99_ms": None,
-            "max_ms": None,
-            "over_last_bound": False,
-        }
-    earlier = dict(b_buckets)
-    delta = [(bound, n - earlier.get(bound, 0.0)) for bound, n in a_buckets]
-    samples = delta[-1][1] if delta else 0.0
-    highest = next((bound for bound, n in reversed(_per_bucket(delta)) if n > 0), None)
-
-    def ms(seconds: float | None) -> float | None:
-        return None if seconds is None or math.isinf(seconds) else round(seconds * 1000, 1)
-
-    return {
-        "samples": int(samples),
-        "mean_ms": round(1000 * (a_sum - b_sum) / samples, 1) if samples else None,
-        "p50_ms": ms(bucket_percentile(delta, 50)),
-        "p99_ms": ms(bucket_percentile(delta, 99)),
-        "max_ms": ms(highest),
-        "over_last_bound": bool(highest is not None and math.isinf(highest)),
-    }
-
-
-def _per_bucket(cumulative: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    previous = 0.0
-    result = []
-    for bound, seen in cumulative:
-        result.append((bound, seen - previous))
-        previous = seen
-    return result
 
 
 def counter_growth(
@@ -252,16 +192,16 @@ def storm(
         steady = max(time.monotonic(), ramp.resolved_at) + options.settle + 2 * options.interval
         _sleep_until(steady)
         counters_before = _metrics(survivor)
-        lag_steady = _lag_scrape(survivor)
+        lag_steady = lag_scrape(survivor)
         _sleep_until(steady + options.interval)
         before = {"survivor's own": dict(own.census()), "victim's": dict(load.census())}
-        lag_before = _lag_scrape(survivor)
+        lag_before = lag_scrape(survivor)
         recording = _start_profile(survivor, options)
         kill_time = time.monotonic()
         victim.managed.kill()
         storm_end = kill_time + observe
         _sleep_until(storm_end)
-        lag_after = _lag_scrape(survivor)
+        lag_after = lag_scrape(survivor)
         summary = profile.finish_recording(*recording) if recording is not None else None
         counters_after = _metrics(survivor)
         after = {"survivor's own": dict(own.census()), "victim's": dict(load.census())}
@@ -329,14 +269,6 @@ def storm(
         if summary is not None:
             result["profile"] = summary
         return result
-
-
-def _lag_scrape(server: Server) -> tuple[list[tuple[float, float]], float]:
-    status, body = http_get(f"http://{LOOPBACK}:{server.ws_port}/metrics", 10.0)
-    if status != 200:
-        logger.warning("no /metrics from %s (%s): no loop lag", server.managed.name, status)
-        return [], 0.0
-    return lag_buckets(body)
 
 
 def _start_profile(server: Server, options: Options):

@@ -49,6 +49,8 @@ def test_bench_quick__runs_every_scenario_and_writes_figures(tmp_path):
         assert row["cpu_pct"] is not None and row["kb_per_conn"] is not None
     assert by_server["wstime"]["redis_cmds_per_s"] is not None
     assert by_server["wstime"]["healthcheck"]["requests"] > 0
+    assert by_server["wstime"]["loop_lag"]["samples"] > 0
+    assert by_server["python-websockets"]["loop_lag"] is None  # not a wstime node
 
     recovery = result["failover"]["recovery"]
     assert recovery["affected"] > 0 and recovery["recovered"] > 0
@@ -61,6 +63,7 @@ def test_bench_quick__runs_every_scenario_and_writes_figures(tmp_path):
     assert storm["survivor_cpu_pct"] is not None
     assert result["targets"], "the run was judged against the performance targets"
     assert any(v["where"].startswith("storm:") for v in result["targets"])
+    assert any(v["target"].startswith("event-loop lag p99") for v in result["targets"])
     assert "## Failover storm" in markdown_file.read_text()
     assert "| wstime |" in markdown_file.read_text()
     assert "| wstime |" in completed.stdout

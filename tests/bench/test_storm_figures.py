@@ -8,14 +8,9 @@ import math
 import pytest
 
 from bench import report
+from bench.loop_lag import lag_buckets, lag_figures
 from bench.stats import Recovery, resume_kinds
-from bench.storm import (
-    counter_growth,
-    lag_buckets,
-    lag_figures,
-    refused_for_good,
-    server_changes,
-)
+from bench.storm import counter_growth, refused_for_good, server_changes
 
 METRICS = """\
 # HELP wstime_event_loop_lag_seconds How late the event loop woke a task sleeping 50 ms.
@@ -293,3 +288,18 @@ def test_render__storm_section_with_its_figures():
     assert "| storm | 20.0 / 180.0 / 240.0 | 25.0 / 250.0 / 500.0 | 85.0 (peak 100) |" in text
     assert "delivered 99.95 %" in text and "Redis 10.0 %" in text
     assert "| survivor event-loop lag p99 <= 250 ms (bucket bound) |" in text
+
+
+@pytest.mark.parametrize(("p99_ms", "met"), [(10.0, True), (25.0, False)])
+def test_judge__a_nodes_loop_lag_at_steady_load(p99_ms, met):
+    """The node's own event-loop lag over the window: met at the 10 ms bucket, missed above."""
+    row = {
+        "server": "wstime",
+        "connections": 10_000,
+        "load": {"delivered_pct": 100.0, "jitter_p99_ms": 5.0, "failed": 0, "dropped": 0},
+        "kb_per_conn": 20.0,
+        "loop_lag": {"samples": 500, "p99_ms": p99_ms},
+    }
+    [verdict] = [v for v in report.judge({"capacity": [row]}) if "loop lag" in v["target"]]
+    assert verdict["met"] is met and verdict["value"] == f"{p99_ms:.1f} ms of 500 samples"
+    assert verdict["where"] == "wstime, 10,000 conns"
