@@ -145,6 +145,42 @@ async def test_hub__lease__held_frames_are_released_in_slices_each_once():
     assert any(0 < seen < 200 for seen in seen_while_releasing), seen_while_releasing
 
 
+async def test_hub__a_ticker_behind_lets_the_loop_run_between_its_steps():
+    """After a stall of several steps (less than an interval) the ticker catches up one step
+    at a time, other tasks running between them, not all of them in one go."""
+    now = [100.0]
+    hub = Hub(node_name="unit", interval=1.0, clock=lambda: now[0])
+    events: list[str] = []
+    fire = hub._fire
+
+    async def recorded_fire(step: int) -> None:
+        events.append("step")
+        await fire(step)
+
+    hub._fire = recorded_fire  # type: ignore[method-assign]
+    ticker = asyncio.create_task(hub.run_ticker())
+    await asyncio.sleep(0)  # the ticker waits for its next step
+    now[0] += 0.1  # ten steps of 10 ms are due at once
+    events.clear()
+
+    async def other() -> None:
+        while True:
+            events.append("other")
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(other())
+    try:
+        async with asyncio.timeout(5):
+            while events.count("step") < 10:
+                await asyncio.sleep(0.001)
+    finally:
+        for task in (ticker, watcher):
+            task.cancel()
+        await asyncio.gather(ticker, watcher, return_exceptions=True)
+    steps = [i for i, event in enumerate(events) if event == "step"][:10]
+    assert all("other" in events[a:b] for a, b in zip(steps, steps[1:], strict=False)), events
+
+
 async def test_hub__no_lease__ticks_freely():
     """Without a shared store (one node in memory) nothing holds frames back."""
     hub = Hub(node_name="unit", interval=INTERVAL, clock=time.monotonic)

@@ -43,24 +43,24 @@ def bare_server(connections: dict) -> daphne.server.Server:
 
 
 def test_sliced_checks__each_connection_once_per_period_and_none_that_left(monkeypatch):
-    """One pass of 20 steps checks every connection once; one that left is skipped."""
+    """One pass (period / step calls) checks every connection once; one that left is skipped."""
     sliced_checks.install()
     reactor = FakeReactor()
     monkeypatch.setattr(daphne.server, "reactor", reactor)
     checked: list = []
-    server = bare_server({FakeProtocol(checked): {} for _ in range(100)})
+    server = bare_server({FakeProtocol(checked): {} for _ in range(1000)})
     gone = list(server.connections)[-1]
+    steps = round(sliced_checks.PERIOD / sliced_checks.STEP)
 
     server.timeout_checker()
-    assert len(checked) == 5
+    assert len(checked) == 1000 / steps
     del server.connections[gone]
-    for _ in range(19):
+    for _ in range(steps - 1):
         server.timeout_checker()
 
     assert checked == list(server.connections)
-    assert len(reactor.calls) == 20
+    assert len(reactor.calls) == steps
     assert {delay for delay, _ in reactor.calls} == {sliced_checks.STEP}
-    assert sliced_checks.STEP * 20 == sliced_checks.PERIOD
 
 
 class Failing:

@@ -210,7 +210,11 @@ class Hub:
             delay = deadline - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            elif -delay > self.interval:
+            elif -delay <= self.interval:
+                # Behind (the loop was busy): one step at a time, letting other callbacks run
+                # between steps, not all the steps due in one go.
+                await asyncio.sleep(0)
+            else:
                 # The loop stalled for more than an interval: skip to now rather than burst
                 # several frames to each connection at once. Counts still go up by one a frame.
                 now_step = wheel.step_at(self._clock())
