@@ -87,7 +87,6 @@ EPOCH_KEY = "wstime:epoch"  # "<Redis time ms>:<N or R>"; missing after Redis lo
 PENDING_MAX = 100_000  # closes held back by an outage before new handshakes are refused
 FLUSH_BATCH = 500  # held closes written back per round trip
 CLAIM_BATCH = 200  # claims sent per round trip at most
-ENCODE_SLICE = 2_000  # checkpoint entries encoded before letting the event loop run
 LEASE_POOL_SIZE = 2  # connections for checkpoints and write-backs, apart from the claims'
 
 WRITTEN, RAISED, REFUSED = 1, 2, 0  # replies of the CLOSE script
@@ -359,21 +358,16 @@ class RedisSessionStore:
             f"{REVOKED_PREFIX}{owner_channel}",
             handshake_floor,
         ]
+        fields: list[str] = []
+        live = set()
+        for client_id, token, last_n in entries:
+            live.add(client_id)
+            fields += (client_id, f"{last_n}|{token_sequence(token)}")
         # A held close keeps its count in the live hash until it is written: the claim alone
         # is older, and resuming from it could repeat counts. So does a close still on its way:
         # it travels on another connection, and this checkpoint may reach Redis first. Marked
-        # closed ("|C"): its count is exact, so opening resumes at it, not one past. Read with
-        # the caller's snapshot of ``entries``, before the first await.
-        closes = {**self._closing, **self._pending_closes}
-        entries = list(entries)
-        fields: list[str] = []
-        for start in range(0, len(entries), ENCODE_SLICE):
-            if start:
-                await asyncio.sleep(0)  # a millisecond or two a slice: let frames go meanwhile
-            for client_id, token, last_n in entries[start : start + ENCODE_SLICE]:
-                fields += (client_id, f"{last_n}|{token_sequence(token)}")
-        live = {client_id for client_id, _, _ in entries}
-        for client_id, (token, last_n) in closes.items():
+        # closed ("|C"): its count is exact, so opening resumes at it, not one past.
+        for client_id, (token, last_n) in {**self._closing, **self._pending_closes}.items():
             if client_id not in live:
                 fields += (client_id, f"{last_n}|{token_sequence(token)}|C")
         # One MessagePack argument, not two per connection: redis-py encodes each argument in
