@@ -13,6 +13,13 @@ def test_wheel__first_due_one_interval_after_adding():
         assert wheel.add("a", "A", added_at) == expected_step
 
 
+def test_wheel__first_due_sooner_when_asked_then_once_per_interval():
+    """``after`` moves only the first deadline; the item then keeps that phase."""
+    wheel = TimingWheel(interval=1.0, slots=10, start=0.0)
+    assert wheel.add("a", "A", 0.0, after=0.2) == 2
+    assert [step for step in range(25) if list(wheel.due(step))] == [2, 12, 22]
+
+
 def test_wheel__due_once_per_interval_at_the_same_phase():
     """An item is due at its step and every `slots` steps after, never in between."""
     wheel = TimingWheel(interval=1.0, slots=4, start=0.0)

@@ -181,3 +181,31 @@ async def test_cluster__connection_held_past_the_ttl_survives_its_node(short_ttl
     await asyncio.wait_for(run, timeout=5)
     follower = await frames_from(delta.extra["ws_url"], "long-lived", 2)
     assert_continuous(client.counts() + follower.counts(), resumes=1)
+
+
+@pytest.fixture
+def slow_cluster(tmp_path):
+    running = start_cluster(
+        names=("alpha-node", "beta-node"),
+        env={"WSTIME_TICK_INTERVAL": "2", **data_dir_env(tmp_path)},
+    )
+    yield running
+    running.stop()
+
+
+async def test_cluster__a_resumed_session_goes_on_at_once(slow_cluster):
+    """With 2 s between frames, a new session's first frame comes 2 s after it opens; the same
+    session reopened on the other node gets its next count within a fraction of that."""
+    alpha, beta = slow_cluster.nodes
+    async with websockets.connect(f"{alpha.extra['ws_url']}?id=prompt") as ws:
+        opened = asyncio.get_running_loop().time()
+        first = await asyncio.wait_for(ws.recv(), 5)
+        first_after = asyncio.get_running_loop().time() - opened
+    await wait_for_recorded_close(alpha, "prompt")
+    async with websockets.connect(f"{beta.extra['ws_url']}?id=prompt") as ws:
+        opened = asyncio.get_running_loop().time()
+        resumed = await asyncio.wait_for(ws.recv(), 5)
+        resumed_after = asyncio.get_running_loop().time() - opened
+    assert first.endswith("connected for 0 seconds") and first_after >= 1.9
+    assert resumed == "beta-node: you have been connected for 1 seconds"
+    assert resumed_after < 1.0, f"resumed after {resumed_after:.2f} s"

@@ -106,3 +106,70 @@ def test_node__handshake_floor_is_the_oldest_pending_token_else_the_next():
     assert node.handshake_floor() == 3
     reservation.release()
     assert node.handshake_floor() == 5
+
+
+async def test_housekeeping__a_resumed_session_goes_on_at_once_a_new_one_an_interval_later(
+    stores,
+):
+    """With a 3 s interval, a session that has a count gets its next frame within half a
+    second of attaching (an early checkpoint lists it; the lease waits for that), and a new
+    session its first frame an interval after attaching, as ever."""
+    from timer.node.housekeeping import run_housekeeping
+
+    store = stores[0]
+    interval = 3.0
+    hub = Hub(node_name="a", interval=interval, clock=time.monotonic)
+    hub.lease = True
+    await store.open("earlier", "old#1")
+    await store.close("earlier", "old#1", 41)
+    frames: dict[str, list[tuple[float, str]]] = {"earlier": [], "new": []}
+
+    def recorder(client_id: str):
+        async def send(text: str) -> None:
+            frames[client_id].append((time.monotonic(), text))
+
+        return send
+
+    async def no_revocations(pairs: tuple[tuple[str, str], ...]) -> None:
+        raise AssertionError(f"nothing was revoked: {pairs}")
+
+    tasks = [
+        asyncio.create_task(hub.run_ticker()),
+        asyncio.create_task(
+            run_housekeeping(
+                hub,
+                store,
+                channel=lambda: "nodeC",  # a live hash of its own: checkpoints start at 1
+                interval=interval,
+                revoked=no_revocations,
+                handshake_floor=lambda: 0,
+            )
+        ),
+    ]
+    try:
+        await asyncio.sleep(0.5)  # away from the housekeeping's own deadline
+        attached_at = time.monotonic()
+        for client_id, token in (("earlier", "nodeC#1"), ("new", "nodeC#2")):
+            opening = await store.open(client_id, token)
+            connection = Connection(
+                client_id=client_id,
+                token=token,
+                last_n=opening.last_n,
+                send_text=recorder(client_id),
+                close=ignore_close,
+            )
+            hub.attach(connection, prompt=opening.last_n >= 0)
+        async with asyncio.timeout(10):
+            while not frames["new"]:
+                await asyncio.sleep(0.01)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    (resumed_at, resumed), *_ = frames["earlier"]
+    assert resumed == "a: you have been connected for 42 seconds"
+    assert resumed_at - attached_at < 0.5
+    (new_at, new), *_ = frames["new"]
+    assert new == "a: you have been connected for 0 seconds"
+    assert new_at - attached_at >= interval - 0.05
+    assert hub.checkpoint_wanted is None  # the task cleared its hook on the way out

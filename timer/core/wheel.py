@@ -1,8 +1,8 @@
 """A timing wheel: which connections are due at each step of a per-process ticker.
 
 Pure bookkeeping, no clock and no I/O. One interval is cut into ``slots`` steps. A connection
-added at time ``t`` is first due at the first step at or after ``t + interval`` and then once
-per interval at the same step, so every connection keeps its own phase (frames spread over the
+added at time ``t`` is first due at the first step at or after ``t + interval`` (or sooner, if
+asked) and then once per interval at the same step, so every connection keeps its own phase (frames spread over the
 interval instead of one burst) and its deadlines follow ``start + k * interval`` without drift.
 """
 
@@ -44,11 +44,16 @@ class TimingWheel(Generic[T]):
         # The small epsilon keeps a time computed by time_of() on its own step.
         return max(0, math.ceil((now - self.start) / self.step_duration - 1e-9))
 
-    def add(self, key: Hashable, item: T, now: float) -> int:
-        """Schedule ``item`` one interval after ``now``; return its first due step."""
+    def add(self, key: Hashable, item: T, now: float, *, after: float | None = None) -> int:
+        """Schedule ``item`` ``after`` seconds after ``now`` (one interval if None), then once an
+        interval; return its first due step.
+
+        ``after`` should be a few steps at least: a step the ticker has already fired comes
+        round again only an interval later.
+        """
         if key in self._slot_of:
             raise KeyError(f"{key!r} is already on the wheel")
-        first = self.step_at(now + self.interval)
+        first = self.step_at(now + (self.interval if after is None else after))
         slot = first % self.slots
         self._slots[slot][key] = (first, item)
         self._slot_of[key] = slot

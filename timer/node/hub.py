@@ -31,6 +31,9 @@ from ..core.wheel import TimingWheel
 logger = logging.getLogger(__name__)
 
 SendText = Callable[[str], Awaitable[None]]
+# Seconds from attaching to the first frame of a session that already has a count: a few
+# ticker steps, so that the step is still to come.
+PROMPT_FIRST_FRAME = 0.05
 Close = Callable[[int, str], Awaitable[None]]  # close code, reason
 
 
@@ -109,18 +112,30 @@ class Hub:
         self.paced_by_layer = False
         self.lease = False  # True with a shared store: see the module docstring
         self._owed: set[Connection] = set()  # connections whose due frame the lease held back
+        # Asks for an early checkpoint (set by the housekeeping task while it runs)
+        self.checkpoint_wanted: Callable[[], None] | None = None
 
     def __len__(self) -> int:
         return len(self.by_client)
 
     # --- connections
 
-    def attach(self, connection: Connection) -> None:
-        """Put a connection on the wheel; its first frame is due one interval from now."""
+    def attach(self, connection: Connection, *, prompt: bool = False) -> None:
+        """Put a connection on the wheel; its first frame is due one interval from now.
+
+        ``prompt``: a session that already has a count (a reconnect after a failover, a
+        drain, a move). Its next frame is due :data:`PROMPT_FIRST_FRAME` from now instead,
+        so that the count goes on at once, and the housekeeping task is asked for an early
+        checkpoint (``checkpoint_wanted``), since the lease holds the frame until one lists
+        the connection.
+        """
         if connection.client_id in self.by_client:
             raise KeyError(f"client {connection.client_id} is already attached")
         self.by_client[connection.client_id] = connection
-        self.wheel.add(connection.client_id, connection, self._clock())
+        after = min(self.interval, PROMPT_FIRST_FRAME) if prompt else None
+        self.wheel.add(connection.client_id, connection, self._clock(), after=after)
+        if prompt and self.checkpoint_wanted is not None:
+            self.checkpoint_wanted()
 
     def detach(self, connection: Connection) -> bool:
         """Take a connection off the wheel; False if it was not (or no longer) attached."""

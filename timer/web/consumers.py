@@ -152,7 +152,8 @@ class TimerConsumer(AsyncWebsocketConsumer):
             await self._abandon(node)
             await self._give_up(node, client_id, why)
             return
-        node.hub.attach(self.connection)
+        # A session with a count goes on at once; a new one starts an interval from now.
+        node.hub.attach(self.connection, prompt=opening.last_n >= 0)
         self.attached = True
         logger.info("Client connected with ID: %s", client_id)
         logger.info(
