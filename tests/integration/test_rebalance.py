@@ -222,7 +222,17 @@ async def test_rebalance__unequal_capacities_end_proportional(tmp_path):
             timeout=BALANCE_WITHIN,
             what="a 3:1 split",
         )
-        await asyncio.sleep(3)
+        # A share is figured from the largest cluster total published in the last 2 x flight
+        # seconds (4 s here), and a client moving just then is counted on both nodes for a
+        # moment: wait for the moves to age out of it.
+        await until(
+            lambda: (
+                abs(health_json(small)["rebalance"]["share"] - 60) <= 1
+                and abs(health_json(big)["rebalance"]["share"] - 180) <= 2
+            ),
+            timeout=10,
+            what="both shares to settle",
+        )
         big_json, small_json = health_json(big), health_json(small)
         await stop_all(stop, runs)
     finally:
