@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import resource
 import sys
 
 from django.conf import settings
 from django.core import checks
 from django.core.management import call_command
 
+from timer.node.descriptors import raise_soft_limit
 from timer.node.node import get_node
 from timer.node.shutdown import install_sigterm_drain
 from timer.web.static_files import collect_static
@@ -59,4 +61,11 @@ def start_process() -> None:
         # its tables so that a bare node works.
         call_command("migrate", interactive=False, verbosity=0)
     collect_static()  # hashed names for {% static %}; a no-op when the build is current
-    get_node()
+    raise_soft_limit()  # before the node reads it (timer/node/descriptors.py)
+    node = get_node()
+    logger.info(
+        "node=%s open-file limit %d: handshakes get 503 past %s connections",
+        node.name,
+        resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        node.descriptor_limit,
+    )

@@ -110,6 +110,35 @@ async def test_overload__handshake_past_the_cap_gets_503_with_retry_after(tmp_pa
         node.stop()
 
 
+async def test_overload__handshakes_past_the_open_file_limit_get_503(tmp_path):
+    """A node whose open-file limit is 600 holds 600 - 512 = 88 connections; the next
+    handshake gets 503, and the node keeps answering its health check instead of running
+    out of descriptors."""
+    node = start_node(
+        name="few-files",
+        env={"WSTIME_TICK_INTERVAL": str(INTERVAL), **data_dir_env(tmp_path)},
+        wrapper=("prlimit", "--nofile=600:600", "--"),
+    )
+    held = []
+    try:
+        held = [await websockets.connect(f"{node.extra['ws_url']}?id=fd-{i}") for i in range(88)]
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await websockets.connect(f"{node.extra['ws_url']}?id=one-too-many")
+        assert refused.value.response.status_code == 503
+        assert "refused: node out of file descriptors (HTTP 503)" in node.log()
+        status, _ = await asyncio.to_thread(http_get, f"{node.extra['url']}/healthcheck")
+        assert status == 200
+        await held.pop().close()
+        await asyncio.sleep(INTERVAL)  # the close detaches it
+        async with websockets.connect(f"{node.extra['ws_url']}?id=room-again") as ws:
+            assert (await ws.recv()).startswith("few-files: ")
+        assert "open-file limit 600: handshakes get 503 past 88 connections" in node.log()
+    finally:
+        for ws in held:
+            await ws.close()
+        node.stop()
+
+
 async def test_overload__oversized_frame_closes_with_1009_under_daphne(tmp_path):
     """A real daphne node sends the 1009 close frame (autobahn alone would refuse the code)."""
     node = start_node(

@@ -47,6 +47,7 @@ from .agent import agent_reply, serve_agent
 from .channel_link import ChannelLink, send_takeover
 from .cluster_task import ClusterTask
 from .counters import NodeCounters
+from .descriptors import process_connection_limit
 from .drainer import Drainer, DrainState
 from .gc_pacing import FullCollectionPacer, pace_full_collections
 from .governor import Governor
@@ -64,6 +65,8 @@ class Node:
         self.config = cfg
         self.name = name or cfg.node_name or random_name()
         self.started_at = time.time()
+        # Connections past which handshakes get 503: the open-file limit less a reserve
+        self.descriptor_limit = process_connection_limit()
         self.hub: Hub | None = None
         self.store: SessionStore | None = None
         self.layer = get_channel_layer()

@@ -193,6 +193,8 @@ class TimerConsumer(AsyncWebsocketConsumer):
         cap = node.config.connection_cap
         if cap is not None and len(node.hub) >= cap:
             return "node full"
+        if node.descriptor_limit is not None and len(node.hub) >= node.descriptor_limit:
+            return "node out of file descriptors"
         return None
 
     async def _deny(self, status: int, text: str, retry_after: int) -> None:
