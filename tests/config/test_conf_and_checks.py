@@ -289,3 +289,23 @@ def test_readme__defaults_match_the_table():
     """Each README default is the table's default, character for character."""
     readme = _readme_defaults()
     assert {s.name: readme.get(s.name) for s in SETTINGS} == {s.name: s.default for s in SETTINGS}
+
+
+@pytest.mark.parametrize(
+    ("max_connections", "hard_limit", "warned"),
+    [("20000", 20000, True), ("19488", 20000, False), ("", 20000, False), ("20000", None, False)],
+)
+def test_open_file_problems__capacity_past_the_limits_room_is_timer_w001(
+    settings, max_connections, hard_limit, warned
+):
+    """WSTIME_MAX_CONNECTIONS past the open-file limit less 512 warns: handshakes would get
+    503 before the health check says full."""
+    cfg = load_config({"WSTIME_MAX_CONNECTIONS": max_connections}, settings)
+    problems = checks.open_file_problems(cfg, hard_limit)
+    assert [p.id for p in problems] == (["timer.W001"] if warned else [])
+    if warned:
+        assert "room for 19488 connections" in problems[0].msg
+
+
+def test_check_open_files__silent_with_the_defaults():
+    assert checks.check_open_files() == []

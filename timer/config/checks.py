@@ -6,11 +6,13 @@ The server patches have theirs in :mod:`timer.server.checks`.
 from __future__ import annotations
 
 import os
+import resource
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 
-from .loader import ConfigError, load_config
+from ..core.open_files import RESERVE, connection_limit
+from .loader import Config, ConfigError, load_config
 
 
 @register()
@@ -56,3 +58,31 @@ def check_production_safety(app_configs=None, **kwargs) -> list[Error]:
             )
         )
     return errors
+
+
+def open_file_problems(cfg: Config, hard_limit: int | None) -> list[Warning]:
+    """WSTIME_MAX_CONNECTIONS above what the hard open-file limit leaves room for (W001)."""
+    room = connection_limit(hard_limit)
+    if cfg.max_connections is None or room is None or cfg.max_connections <= room:
+        return []
+    return [
+        Warning(
+            f"WSTIME_MAX_CONNECTIONS is {cfg.max_connections}, but the open-file limit "
+            f"({hard_limit}) leaves room for {room} connections ({RESERVE} descriptors kept "
+            "for the rest): handshakes would get 503 before /healthcheck says full.",
+            hint="Raise the limit (LimitNOFILE= in systemd, ulimit -n) or lower "
+            "WSTIME_MAX_CONNECTIONS.",
+            id="timer.W001",
+        )
+    ]
+
+
+@register()
+def check_open_files(app_configs=None, **kwargs) -> list[Warning]:
+    """The open-file limit leaves room for WSTIME_MAX_CONNECTIONS (timer.W001)."""
+    try:
+        cfg = load_config(os.environ, settings)
+    except ConfigError:
+        return []  # timer.E001 reports it
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return open_file_problems(cfg, None if hard == resource.RLIM_INFINITY else hard)

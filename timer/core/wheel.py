@@ -2,8 +2,9 @@
 
 Pure bookkeeping, no clock and no I/O. One interval is cut into ``slots`` steps. A connection
 added at time ``t`` is first due at the first step at or after ``t + interval`` (or sooner, if
-asked) and then once per interval at the same step, so every connection keeps its own phase (frames spread over the
-interval instead of one burst) and its deadlines follow ``start + k * interval`` without drift.
+asked) and then once per interval at the same step, so every connection keeps its own phase
+(frames spread over the interval instead of one burst) and its deadlines follow
+``start + k * interval`` without drift.
 """
 
 from __future__ import annotations

@@ -1,38 +1,39 @@
-"""The open-file limit: how many connections this process can hold before it runs out.
+"""This process's open-file limit, and the connections it leaves room for.
 
-Every WebSocket is a socket, and the process needs more descriptors besides: its Redis and
-database connections, the sockets of handshakes and HTTP requests in flight, the files it
-reads (templates, ``/proc`` for the health sampler). A node at its limit fails at random
-places: its sampler cannot read ``/proc`` and crash-loops, a request cannot load a template.
-So the node raises its soft limit to the hard one when it starts, and refuses handshakes
-(503) once its connections would leave fewer than :data:`RESERVE` descriptors.
+A node at its limit fails at random places: its health sampler cannot read ``/proc`` and
+crash-loops, a request cannot load a template. So the node raises its soft limit to the hard
+one when it starts, and refuses handshakes (503) past :func:`process_connection_limit`
+(:mod:`timer.core.open_files`).
 """
 
 from __future__ import annotations
 
 import resource
 
-RESERVE = 512  # descriptors kept for everything but the connections themselves
+from ..core.open_files import connection_limit
 
 
-def raise_soft_limit() -> int:
+def open_file_limits() -> tuple[int | None, int | None]:
+    """The soft and hard open-file limits; None: unlimited."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return _finite(soft), _finite(hard)
+
+
+def _finite(limit: int) -> int | None:
+    return None if limit == resource.RLIM_INFINITY else limit
+
+
+def raise_soft_limit() -> int | None:
     """Raise this process's soft open-file limit to its hard limit; return the soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
+    if soft != hard:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):
             pass  # a hard limit the kernel caps lower (fs.nr_open): keep the soft one
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def connection_limit(soft_limit: int, *, reserve: int = RESERVE) -> int | None:
-    """Connections a process with ``soft_limit`` descriptors may hold; None: no limit."""
-    if soft_limit == resource.RLIM_INFINITY:
-        return None
-    return max(1, soft_limit - reserve)
+    return open_file_limits()[0]
 
 
 def process_connection_limit() -> int | None:
-    """:func:`connection_limit` of this process's current soft limit."""
-    return connection_limit(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    """Connections this process may hold at its current soft limit; None: no limit."""
+    return connection_limit(open_file_limits()[0])

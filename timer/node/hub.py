@@ -31,10 +31,11 @@ from ..core.wheel import TimingWheel
 logger = logging.getLogger(__name__)
 
 SendText = Callable[[str], Awaitable[None]]
+Close = Callable[[int, str], Awaitable[None]]  # close code, reason
+
 # Seconds from attaching to the first frame of a session that already has a count: a few
 # ticker steps, so that the step is still to come.
 PROMPT_FIRST_FRAME = 0.05
-Close = Callable[[int, str], Awaitable[None]]  # close code, reason
 
 
 class Connection:
