@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import resource
 import sys
 
 from django.conf import settings
@@ -61,11 +60,11 @@ def start_process() -> None:
         # its tables so that a bare node works.
         call_command("migrate", interactive=False, verbosity=0)
     collect_static()  # hashed names for {% static %}; a no-op when the build is current
-    raise_soft_limit()  # before the node reads it (timer/node/descriptors.py)
+    open_files = raise_soft_limit()  # before the node reads it (timer/node/descriptors.py)
     node = get_node()
     logger.info(
-        "node=%s open-file limit %d: handshakes get 503 past %s connections",
+        "node=%s open-file limit %s: handshakes get 503 past %s connections",
         node.name,
-        resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        open_files,
         node.descriptor_limit,
     )
